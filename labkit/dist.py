@@ -28,7 +28,7 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
     """H(softmax(logits)) in nats over the last dimension; -inf logits (masked tokens) add 0."""
     logp = torch.log_softmax(logits.float(), dim=-1)
     p = logp.exp()
-    return (-(p * logp.nan_to_num(neginf=0.0)).sum(-1)).clamp(min=0.0)
+    return (-(p * logp.nan_to_num(neginf=0.0)).sum(-1)).clamp(min=0.0) + 0.0  # no -0.0
 
 
 def kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:

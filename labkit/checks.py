@@ -1,0 +1,179 @@
+"""Learner checks: run an exercise's function on a few cases and name the likely mistake.
+
+    def my_top_p(probs, p):
+        ...
+    lk.checks.check_top_p(my_top_p)     # prints "✅ check_top_p: passed (6 cases)" and returns True
+
+Every check prints one short line -- ✅ passed, ❌ with a hint naming the likely mistake,
+or ⏳ "not attempted yet" when the function still raises `NotImplementedError` -- and
+returns a bool, so a notebook run top to bottom never breaks on an unsolved exercise.
+The reference solutions live here too (`reference_*`), and CI runs every check against
+them (tests/test_checks.py), so the checkers are tested as well.
+
+Writing a new check (one section per notebook, appended above the end-of-file marker):
+
+    def check_tilt(fn) -> bool:
+        def judge(out, logits, beta):            # raise Mistake("hint") when `out` is wrong
+            ...
+        return _run("check_tilt", fn, [Case("a small case", (logits, 1.0), judge), ...])
+
+`_run` clones tensor arguments before each call (a function that edits its input in
+place cannot spoil the next case), stops at the first failing case and reports it.
+
+Left out on purpose: scoring, hidden tests and randomised property testing -- a check
+is a teaching aid, a few hand-picked cases chosen so that each classic mistake fails one.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+# --- the reporting machinery, shared by every check ----------------------------------------
+
+
+class Mistake(AssertionError):
+    """Raised by a case's judge; its message is the hint shown to the learner."""
+
+
+@dataclass
+class Case:
+    """One call of the learner's function: `fn(*args)`, judged by `judge(output, *args)`,
+    which raises `Mistake("hint")` when the output is wrong."""
+
+    label: str                          # shown in the hint, e.g. "a tie at the boundary"
+    args: tuple
+    judge: Callable
+
+
+def _clone(x):
+    return x.clone() if isinstance(x, torch.Tensor) else x
+
+
+def _report(name: str, passed: bool, message: str = "") -> bool:
+    """Print the one-line verdict and return `passed`."""
+    mark = "✅" if passed else "❌"
+    print(f"{mark} {name}: {message}" if message else f"{mark} {name}")
+    return passed
+
+
+def _run(name: str, fn: Callable, cases: list[Case]) -> bool:
+    """Run `fn` on every case; report ✅, ❌ + the first hint, or ⏳ not attempted yet."""
+    if not callable(fn):
+        return _report(name, False, f"expected a function, got {type(fn).__name__}")
+    for case in cases:
+        try:
+            out = fn(*(_clone(a) for a in case.args))
+        except NotImplementedError:
+            print(f"⏳ {name}: not attempted yet -- replace `raise NotImplementedError` with your "
+                  "code and run this cell again")
+            return False
+        except Exception as e:  # the learner's bug: report it, never raise it
+            return _report(name, False, f"on {case.label}, your function raised "
+                                        f"{type(e).__name__}: {e}")
+        try:
+            case.judge(out, *case.args)
+        except Mistake as m:
+            return _report(name, False, f"on {case.label}: {m}")
+    return _report(name, True, f"passed ({len(cases)} cases)")
+
+
+def _as_probs(out, like: torch.Tensor) -> torch.Tensor:
+    """`out` as a float tensor shaped like `like`, or a Mistake saying what is wrong with it."""
+    if not isinstance(out, torch.Tensor):
+        raise Mistake(f"return a torch tensor, not {type(out).__name__}")
+    if out.shape != like.shape:
+        raise Mistake(f"return one probability per token: expected shape {tuple(like.shape)}, "
+                      f"got {tuple(out.shape)}")
+    if not out.is_floating_point():
+        raise Mistake(f"return floating-point probabilities, not {out.dtype}")
+    out = out.detach().double().cpu()
+    if torch.isnan(out).any():
+        raise Mistake("the result contains NaN -- did you divide by a sum of zero "
+                      "(no token kept)?")
+    if (out < 0).any():
+        raise Mistake("the result has negative probabilities")
+    return out
+
+
+# --- notebook 00: the knobs ------------------------------------------------------------------
+
+
+def reference_top_p(probs: torch.Tensor, p: float) -> torch.Tensor:
+    """The nucleus distribution: keep the smallest set of most likely tokens whose mass
+    reaches p, zero the rest, renormalise. Built on `labkit.controls.top_p_mask`."""
+    from .controls import top_p_mask
+
+    if p >= 1:
+        return probs / probs.sum()
+    removed = top_p_mask(probs.log()[None], p)[0]                      # vocab
+    kept = probs.masked_fill(removed, 0.0)
+    return kept / kept.sum()
+
+
+def _judge_top_p(out, probs: torch.Tensor, p: float) -> None:
+    out = _as_probs(out, probs)
+    probs = probs.double()
+    kept = out > 0
+    if not kept.any():
+        raise Mistake("you kept no token at all -- the most likely token is always kept, "
+                      "even when its probability alone exceeds p")
+    if (probs[kept] == 0).any():
+        raise Mistake("a token with probability 0 got a positive probability")
+    dropped = ~kept & (probs > 0)
+    if dropped.any() and probs[dropped].max() > probs[kept].min():
+        raise Mistake("you dropped a token that is more likely than one you kept -- sort the "
+                      "probabilities in descending order before accumulating them")
+    mass = float(probs[kept].sum())
+    if mass < p - 1e-6:
+        raise Mistake(f"the kept tokens hold only {mass:.3f} < p = {p} of the mass -- you "
+                      "dropped the token that crosses p; keep it (the nucleus is the smallest "
+                      "set whose mass *reaches* p)")
+    if mass - float(probs[kept].min()) >= p - 1e-9:
+        raise Mistake(f"you kept one token too many: the kept tokens hold {mass:.3f} of the "
+                      f"mass, and without the least likely of them they would still reach p = "
+                      f"{p} -- check the comparison in your cumulative sum (off by one?)")
+    total = float(out.sum())
+    if abs(total - 1) > 1e-4:
+        hint = (" -- did you renormalise after masking (divide by the kept mass)?"
+                if abs(total - mass) < 1e-4 else "")
+        raise Mistake(f"the result sums to {total:.4f}, not 1{hint}")
+    expected = probs * kept / mass
+    if not torch.allclose(out, expected, atol=1e-5):
+        raise Mistake("the kept tokens must keep their relative probabilities: divide them all "
+                      "by the same kept mass")
+
+
+def _top_p_cases() -> list[Case]:
+    def t(*xs):
+        return torch.tensor(xs, dtype=torch.float32)
+
+    gen = torch.Generator().manual_seed(0)
+    rand = torch.softmax(torch.randn(50, generator=gen) * 2, dim=0)    # vocab = 50, unsorted
+    cum = rand.sort(descending=True).values.cumsum(0)
+    p_mid = float(cum[6] + cum[7]) / 2       # far from any boundary: keep exactly 8 tokens
+    # dyadic probabilities add up exactly in float, so "mass reaches p exactly" is exact
+    return [
+        Case("probs=[0.1, 0.5, 0.15, 0.25], p=0.7", (t(0.1, 0.5, 0.15, 0.25), 0.7), _judge_top_p),
+        Case("a boundary where the mass reaches p exactly: probs=[0.125, 0.5, 0.125, 0.25], "
+             "p=0.75", (t(0.125, 0.5, 0.125, 0.25), 0.75), _judge_top_p),
+        Case("a tie at the boundary: probs=[0.25, 0.375, 0.125, 0.25], p=0.5",
+             (t(0.25, 0.375, 0.125, 0.25), 0.5), _judge_top_p),
+        Case("a small p: probs=[0.25, 0.6, 0.15], p=0.1 (only the top token)",
+             (t(0.25, 0.6, 0.15), 0.1), _judge_top_p),
+        Case("p=1 (keep every token)", (t(0.125, 0.5, 0.0, 0.375), 1.0), _judge_top_p),
+        Case(f"a 50-token distribution, p={p_mid:.3f}", (rand, p_mid), _judge_top_p),
+    ]
+
+
+def check_top_p(fn) -> bool:
+    """Check `fn(probs, p) -> probs'`: the nucleus (top-p) distribution, renormalised.
+
+    Ties at the boundary may be broken either way, as long as the kept tokens are a
+    smallest set of most likely tokens whose mass reaches p.
+    """
+    return _run("check_top_p", fn, _top_p_cases())
+
+
