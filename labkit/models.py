@@ -255,11 +255,21 @@ def save_cache(gguf_model, tokenizer, target: Path) -> None:
         tokenizer.save_pretrained(tmp)
         files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
         (tmp / "manifest.json").write_text(json.dumps({"files": files}, indent=1))
+        _readable_by_all(tmp)   # mkdtemp makes it private; a class may share one cache
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _readable_by_all(folder: Path) -> None:
+    """Give `folder` and its files the permissions the user's umask gives new files."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for f in folder.iterdir():
+        f.chmod(0o666 & ~umask)
 
 
 # --- hub models ------------------------------------------------------------------------------
