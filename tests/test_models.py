@@ -1,5 +1,6 @@
 """Loading: the embedded model's cache, offline hub ids, devices and chat prompts."""
 import json
+import os
 import shutil
 
 import pytest
@@ -57,6 +58,9 @@ def test_cache_written_from_the_gguf_gives_the_same_logits(tmp_path, monkeypatch
     models.save_cache(gguf, tokenizer, target)
     assert models._cache_ok(target)
     assert [p.name for p in tmp_path.iterdir()] == ["cache"]          # no leftovers
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (target / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
     manifest = json.loads((target / "manifest.json").read_text())
     assert "model.safetensors" in manifest["files"]
     monkeypatch.setattr(models, "embedded_cache", lambda: target)
