@@ -9,13 +9,18 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: lab test setup benchmark clean
+.PHONY: lab test setup browser benchmark clean
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/00_next_token_distribution.ipynb
 
-test: setup
+test: setup browser
 	LABKIT_QUICK=1 $(BIN)/python -m pytest
+
+# Debian's chromium for the real-browser tests in tests/ui (they skip, saying so, without it).
+browser:
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium) \
+	  || echo "chromium could not be installed: the browser tests in tests/ui will be skipped"
 
 setup: $(VENV)/.ready
 
