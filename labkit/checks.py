@@ -177,6 +177,95 @@ def check_top_p(fn) -> bool:
     return _run("check_top_p", fn, _top_p_cases())
 
 
+# --- notebook 02: prompting (few-shot prompt builder, multi-token label scorer) --------------
+
+
+def _judge_prompt(out, shots, query, instruction="") -> None:
+    from .prompting import build_prompt
+
+    want = build_prompt(shots, query, instruction)
+    if not isinstance(out, str):
+        raise Mistake(f"return the prompt as a string, not {type(out).__name__}")
+    if out == want:
+        return
+    if out.rstrip(" ") == want and out.endswith(" "):
+        raise Mistake("the prompt ends with a space after 'Sentiment:' -- leave it out: the "
+                      "tokenizer attaches a space to the word after it, so the label token is "
+                      "' positive' (space included) and the prompt must stop right at the colon")
+    if out.replace(": ", ":") == want.replace(": ", ":"):
+        raise Mistake("a space is missing (or extra) after a colon -- each shot reads "
+                      "'Sentiment: positive', with one space before the label")
+    if not out.rstrip().endswith(want.rsplit("\n\n", 1)[-1]):
+        raise Mistake("the prompt must end with the query: 'Review: <query>\\nSentiment:'")
+    texts = [t for t, _ in shots]
+    if texts and all(t in out for t in texts) and \
+            [out.index(t) for t in texts] != sorted(out.index(t) for t in texts):
+        raise Mistake("keep the shots in the order given: order changes the answer, and the "
+                      "notebook measures exactly that")
+    if any(f"{label}" not in out for _, label in shots):
+        raise Mistake("each shot needs its label after 'Sentiment: ' -- the model learns the "
+                      "task from these answers")
+    raise Mistake(f"expected exactly {want!r}, got {out!r} -- shots are 'Review: <text>\\n"
+                  "Sentiment: <label>' blocks separated by a blank line ('\\n\\n')")
+
+
+def check_few_shot_prompt(fn) -> bool:
+    """Check `fn(shots, query, instruction="") -> str`: a raw few-shot sentiment prompt
+    (reference: `labkit.prompting.build_prompt`)."""
+    two = [("The food was great.", "positive"), ("The staff was rude.", "negative")]
+    return _run("check_few_shot_prompt", fn, [
+        Case("zero shots", ([], "The movie was superb."), _judge_prompt),
+        Case("two shots", (two, "The movie was superb."), _judge_prompt),
+        Case("the same two shots in the other order", (two[::-1], "It was fine."), _judge_prompt),
+        Case("two shots and an instruction", (two, "Bad coffee.", "Classify the sentiment."),
+             _judge_prompt),
+    ])
+
+
+def _judge_label_logprob(out, lm, prompt, label) -> None:
+    from .dist import logprob
+
+    if isinstance(out, torch.Tensor) and out.numel() == 1:
+        out = out.item()
+    if not isinstance(out, (int, float)):
+        raise Mistake(f"return one number (a float), not {type(out).__name__}")
+    want = logprob(lm, prompt, " " + label)
+    if math.isclose(out, want, abs_tol=1e-3):
+        return
+    ids = lm.tokenizer(" " + label, add_special_tokens=False).input_ids
+    first = logprob(lm, prompt, lm.tokenizer.decode(ids[:1]))
+    no_space = logprob(lm, prompt, label)
+    if len(ids) > 1 and math.isclose(out, first, abs_tol=1e-3):
+        raise Mistake(f"you scored only the first token of {label!r} ({len(ids)} tokens) -- sum "
+                      "log p over every token of the label, each given the ones before it")
+    if math.isclose(out, no_space, abs_tol=1e-3):
+        raise Mistake(f"you scored {label!r} without its leading space -- after 'Sentiment:' the "
+                      f"model writes ' {label}', a different token sequence: score ' ' + label")
+    if out > 0 and math.isclose(out, math.exp(want), rel_tol=1e-3):
+        raise Mistake("you returned a probability; return the log-probability (in nats)")
+    if math.isclose(out, want / len(ids), abs_tol=1e-3):
+        raise Mistake("you averaged over the label's tokens; sum them (log p of the whole label)")
+    if out > 0:
+        raise Mistake(f"a log-probability is ≤ 0, got {out:.3f}")
+    raise Mistake(f"expected log p(' {label}' | prompt) = {want:.4f}, got {out:.4f}")
+
+
+def check_label_logprob(fn, lm=None) -> bool:
+    """Check `fn(lm, prompt, label) -> float`: log p(" " + label | prompt), summed over every
+    token of the label (reference: `labkit.prompting.label_logprob`). `lm` defaults to lk.load()."""
+    if lm is None:
+        from .models import load
+        lm = load()
+    return _run("check_label_logprob", fn, [
+        Case("a one-token label", (lm, "Review: The food was great.\nSentiment:", "positive"),
+             _judge_label_logprob),
+        Case("a two-token label", (lm, "Country: Argentina\nCapital:", "Buenos Aires"),
+             _judge_label_logprob),
+        Case("a label of several tokens", (lm, "Country: Mexico\nCapital:", "Mexico City"),
+             _judge_label_logprob),
+    ])
+
+
 # --- notebook 01: conditioning as Bayes (tilt, KL-penalised reward) --------------------------
 # Reference solutions: labkit.bayes.tilt and labkit.bayes.kl_penalised_reward.
 
