@@ -38,8 +38,7 @@ class Notebook:
 NOTEBOOKS = [
     Notebook("00_next_token_distribution.ipynb", panels=1),
     Notebook("01_conditioning_as_bayes.ipynb", panels=2),
-    # passes too (LabelPanel, ~90 s on a loaded 2-core machine): enable once notebook 02 lands
-    # Notebook("02_prompting.ipynb", panels=1),
+    Notebook("02_prompting.ipynb", panels=1),
 ]
 
 OPEN_TIMEOUT_MS = 120_000      # page load, JupyterLab start-up and kernel start
