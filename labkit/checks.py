@@ -370,4 +370,94 @@ def check_kl_reward(fn) -> bool:
     ])
 
 
+# --- notebook 05: the token pool ---------------------------------------------------------------
+
+
+def reference_pool_renormalise(probs: torch.Tensor, allowed) -> torch.Tensor:
+    """The token pool on one step: keep the probabilities of the `allowed` token ids, set every
+    other token to 0, renormalise so the result sums to 1."""
+    keep = torch.zeros_like(probs, dtype=torch.bool)
+    keep[torch.as_tensor(sorted(set(allowed)), dtype=torch.long)] = True
+    kept = probs.masked_fill(~keep, 0.0)
+    return kept / kept.sum()
+
+
+def _judge_pool_renormalise(out, probs: torch.Tensor, allowed) -> None:
+    out = _as_probs(out, probs)
+    expected = reference_pool_renormalise(probs.double(), allowed)
+    keep = expected > 0
+    if (out[~keep] != 0).any():
+        raise Mistake("a token outside the pool has probability > 0: every token that is not "
+                      "allowed must get exactly 0")
+    if abs(float(out.sum()) - 1) > 1e-6:
+        if torch.allclose(out[keep], probs.double()[keep], atol=1e-9):
+            raise Mistake("did you renormalise after masking? divide the kept probabilities by "
+                          "their sum so that they add up to 1")
+        raise Mistake(f"the result sums to {float(out.sum()):.4f}, not 1")
+    if not torch.allclose(out, expected, atol=1e-6):
+        if torch.allclose(out[keep], out[keep].mean().expand(int(keep.sum())), atol=1e-9):
+            raise Mistake("the kept tokens became uniform: they must keep their relative "
+                          "probabilities (divide by their total, do not reset them)")
+        raise Mistake("the kept probabilities are not proportional to the model's")
+
+
+def check_pool_renormalise(fn) -> bool:
+    """Check `fn(probs, allowed_ids) -> probs`: the distribution restricted to a token pool."""
+    f = lambda *xs: torch.tensor(xs, dtype=torch.float64)   # noqa: E731
+    return _run("check_pool_renormalise", fn, [
+        Case("probs=[0.5, 0.2, 0.2, 0.1], allowed=[1, 3]", (f(0.5, 0.2, 0.2, 0.1), [1, 3]),
+             _judge_pool_renormalise),
+        Case("an allowed list with a repeat, [2, 2, 0]", (f(0.1, 0.3, 0.4, 0.2), [2, 2, 0]),
+             _judge_pool_renormalise),
+        Case("a pool of one token", (f(0.7, 0.1, 0.1, 0.1), [3]), _judge_pool_renormalise),
+    ])
+
+
+def reference_trie_step(prefix: str, options, texts) -> list[int]:
+    """One step of `OneOf`: the ids of the tokens (`texts[i]` is token i's text) that keep
+    `prefix + text` a prefix of some option (equal to it included), sorted."""
+    return sorted(i for i, t in enumerate(texts)
+                  if any(o.startswith(prefix + t) for o in options))
+
+
+_TRIE_TEXTS = ["N", "New", "New York", " York", " Y", "Ne", "w", "Paris", " Paris", "New,",
+               "York", " "]
+_TRIE_OPTIONS = ["New", "New York", " Paris"]
+
+
+def _judge_trie_step(out, prefix, options, texts) -> None:
+    try:
+        got = {int(i) for i in out}
+    except (TypeError, ValueError):
+        raise Mistake(f"return a list of token ids (ints), not {type(out).__name__}") from None
+    want = set(reference_trie_step(prefix, options, texts))
+    extra = sorted(got - want)
+    missing = sorted(want - got)
+    if extra:
+        t = texts[extra[0]]
+        if any((prefix + t).startswith(o) for o in options):
+            raise Mistake(f"{t!r} would straddle the end of an option ({prefix + t!r} writes "
+                          "past it): only allow texts that are still a prefix of an option")
+        if any(o.startswith(t) for o in options) or any(t.strip() and t.strip() in o
+                                                         for o in options):
+            raise Mistake(f"{t!r} was allowed after {prefix!r}: test prefix + token (the text "
+                          "written so far matters), and keep leading spaces -- ' Paris' and "
+                          "'Paris' are different")
+        raise Mistake(f"token {t!r} is not allowed after {prefix!r}")
+    if missing:
+        t = texts[missing[0]]
+        raise Mistake(f"{t!r} should be allowed after {prefix!r}: a token may write just part "
+                      "of an option -- allow it when prefix + token is a prefix of an option")
+
+
+def check_trie_step(fn) -> bool:
+    """Check `fn(prefix, options, texts) -> token ids`: the allowed tokens of one trie step."""
+    return _run("check_trie_step", fn, [
+        Case("nothing written yet", ("", _TRIE_OPTIONS, _TRIE_TEXTS), _judge_trie_step),
+        Case("after 'New'", ("New", _TRIE_OPTIONS, _TRIE_TEXTS), _judge_trie_step),
+        Case("after 'Ne'", ("Ne", _TRIE_OPTIONS, _TRIE_TEXTS), _judge_trie_step),
+        Case("after ' Pa'", (" Pa", _TRIE_OPTIONS, _TRIE_TEXTS + ["ris", "r"]), _judge_trie_step),
+    ])
+
+
 # ==== end of checks.py: append new sections (one per notebook) above this line ====

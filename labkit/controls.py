@@ -172,3 +172,7 @@ def knobs(temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0
     if float(top_p) < 1.0:
         controls.append(TopP(top_p))
     return controls
+
+
+# The token pool (notebook 05) lives in its own file; its controls are LogitsProcessors too.
+from .pool import Allowed, Catalogue, OneOf, Quote, Regex  # noqa: E402,F401
