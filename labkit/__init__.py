@@ -19,8 +19,8 @@ from .models import LM, load
 
 __version__ = "0.1.0"
 
-_LAZY = {"toy", "bayes", "viz", "widgets", "checks", "prompting", "pool", "sft", "rewards", "rlhf",
-         "dpo"}
+_LAZY = {"toy", "bayes", "viz", "widgets", "checks", "prompting", "pool", "steer", "pplm",
+         "metrics", "sft", "rewards", "rlhf", "dpo"}
 
 
 def __getattr__(name):

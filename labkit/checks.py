@@ -460,4 +460,84 @@ def check_trie_step(fn) -> bool:
     ])
 
 
+# --- notebook 06: tweaking the distribution ---------------------------------------------------
+# Reference solution: boost the first token of each word, spelled with and without a leading
+# space (labkit.steer.BagOfWords does the same, plus capitalised spellings and completions).
+
+
+def reference_bag_of_words(tokenizer, words, logits: torch.Tensor, strength: float) -> torch.Tensor:
+    """logits [vocab] + strength on the first token of every word and of every ' ' + word."""
+    ids = {tokenizer(v, add_special_tokens=False).input_ids[0]
+           for w in words for v in (w, " " + w)}
+    out = logits.clone()
+    out[sorted(ids)] += strength
+    return out
+
+
+def _first_ids(tokenizer, words, variants):
+    return sorted({tokenizer(v(w), add_special_tokens=False).input_ids[0]
+                   for w in words for v in variants})
+
+
+def _judge_bag(out, tokenizer, words, logits, strength) -> None:
+    if not isinstance(out, torch.Tensor):
+        raise Mistake(f"return the new logits as a torch tensor, not {type(out).__name__}")
+    if out.shape != logits.shape:
+        raise Mistake(f"return one logit per token: expected shape {tuple(logits.shape)}, got "
+                      f"{tuple(out.shape)}")
+    out = out.detach().float()
+    want = reference_bag_of_words(tokenizer, words, logits, strength)
+    if torch.allclose(out, want, atol=1e-5):
+        return
+
+    def boosted(variants):
+        x = logits.clone()
+        x[_first_ids(tokenizer, words, variants)] += strength
+        return x
+
+    if torch.allclose(out, boosted([lambda w: " " + w]), atol=1e-5):
+        raise Mistake("you boosted only the leading-space spelling (' word'): a word at the start "
+                      "of a line or after a quote or bracket is the token without the space -- "
+                      "boost the first token of both `word` and `' ' + word`")
+    if torch.allclose(out, boosted([lambda w: w]), atol=1e-5):
+        raise Mistake("you boosted only the spelling without a space: inside a sentence words "
+                      "come as ' word' (space included), a different token -- boost both")
+    every = logits.clone()
+    every[sorted({t for w in words for v in (w, " " + w)
+                  for t in tokenizer(v, add_special_tokens=False).input_ids})] += strength
+    if torch.allclose(out, every, atol=1e-5):
+        raise Mistake("you boosted every token of the words: for a word of several tokens only "
+                      "its *first* token starts the word (the others are pieces that also start "
+                      "unrelated words)")
+    if torch.allclose(out.softmax(-1), want.softmax(-1), atol=1e-6):
+        return                                     # a constant shift changes nothing
+    ids = _first_ids(tokenizer, words, [lambda w: w, lambda w: " " + w])
+    if torch.allclose(out[ids], logits[ids] * strength, atol=1e-4):
+        raise Mistake("you multiplied the logits by the strength: add it (a boost of s multiplies "
+                      "the token's *probability* by e^s, which is adding s to its logit)")
+    if (out - logits).abs().max() > 2 * abs(strength) + 1e-5:
+        raise Mistake("some tokens moved by more than the strength -- did you add it twice to a "
+                      "token shared by two spellings? add it once per token")
+    raise Mistake("the logits differ from logits + strength on the first token of each word and "
+                  "of each ' ' + word (every other token unchanged)")
+
+
+def check_bag_of_words(fn, tokenizer=None) -> bool:
+    """Check `fn(tokenizer, words, logits, strength) -> logits'`: bag-of-words boosting
+    (reference: `reference_bag_of_words`). `tokenizer` defaults to lk.load()'s."""
+    if tokenizer is None:
+        from .models import load
+        tokenizer = load().tokenizer
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(len(tokenizer), generator=gen)
+    return _run("check_bag_of_words", fn, [
+        Case("one word, ['happy'], strength 2", (tokenizer, ["happy"], logits, 2.0), _judge_bag),
+        Case("three words, strength 5", (tokenizer, ["love", "joy", "great"], logits, 5.0),
+             _judge_bag),
+        Case("a word of several tokens, ['xylophone']", (tokenizer, ["xylophone"], logits, 3.0),
+             _judge_bag),
+        Case("strength 0 (nothing changes)", (tokenizer, ["happy"], logits, 0.0), _judge_bag),
+    ])
+
+
 # ==== end of checks.py: append new sections (one per notebook) above this line ====

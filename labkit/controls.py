@@ -174,5 +174,7 @@ def knobs(temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0
     return controls
 
 
-# The token pool (notebook 05) lives in its own file; its controls are LogitsProcessors too.
+# The token pool (notebook 05) and the steering controls (notebook 06) live in their own
+# files; they are LogitsProcessors too, so they are found here with the knobs.
 from .pool import Allowed, Catalogue, OneOf, Quote, Regex  # noqa: E402,F401
+from .steer import BagOfWords, ClassifierGuidance, LogitBias  # noqa: E402,F401
