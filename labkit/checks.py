@@ -80,16 +80,22 @@ def _run(name: str, fn: Callable, cases: list[Case]) -> bool:
     return _report(name, True, f"passed ({len(cases)} cases)")
 
 
-def _as_probs(out, like: torch.Tensor) -> torch.Tensor:
-    """`out` as a float tensor shaped like `like`, or a Mistake saying what is wrong with it."""
+def _as_tensor(out, like: torch.Tensor, what: str, hint: str = "") -> torch.Tensor:
+    """`out` as a float64 tensor shaped like `like` (one `what` per entry), or a Mistake
+    saying what is wrong with it."""
     if not isinstance(out, torch.Tensor):
         raise Mistake(f"return a torch tensor, not {type(out).__name__}")
     if out.shape != like.shape:
-        raise Mistake(f"return one probability per token: expected shape {tuple(like.shape)}, "
-                      f"got {tuple(out.shape)}")
+        raise Mistake(f"return one {what}: expected shape {tuple(like.shape)}, "
+                      f"got {tuple(out.shape)}{hint}")
     if not out.is_floating_point():
-        raise Mistake(f"return floating-point probabilities, not {out.dtype}")
-    out = out.detach().double().cpu()
+        raise Mistake(f"return floating-point numbers, not {out.dtype}")
+    return out.detach().double().cpu()
+
+
+def _as_probs(out, like: torch.Tensor) -> torch.Tensor:
+    """`out` as probabilities shaped like `like`, or a Mistake saying what is wrong with it."""
+    out = _as_tensor(out, like, "probability per token")
     if torch.isnan(out).any():
         raise Mistake("the result contains NaN -- did you divide by a sum of zero "
                       "(no token kept)?")
@@ -175,6 +181,104 @@ def check_top_p(fn) -> bool:
     smallest set of most likely tokens whose mass reaches p.
     """
     return _run("check_top_p", fn, _top_p_cases())
+
+
+# --- notebook 01: conditioning as Bayes (tilt, KL-penalised reward) --------------------------
+# Reference solutions: labkit.bayes.tilt and labkit.bayes.kl_penalised_reward.
+
+
+def _as_logprobs(out, like: torch.Tensor) -> torch.Tensor:
+    """`out` as a float64 tensor shaped like `like`, or a Mistake saying what is wrong."""
+    return _as_tensor(out, like, "value per sequence",
+                      " -- don't sum or average over sequences")
+
+
+def _judge_tilt(out, logp: torch.Tensor, reward: torch.Tensor, beta: float) -> None:
+    from .bayes import tilt
+
+    out = _as_logprobs(out, logp)
+    if torch.isnan(out).any() or torch.isposinf(out).any():
+        raise Mistake("the result contains NaN or +inf -- with large rewards e^{r/β} overflows: "
+                      "stay in log space (log π + r/β - logsumexp(log π + r/β))")
+    expected = tilt(logp.double(), reward.double(), beta)
+    if torch.allclose(out, expected, atol=1e-5):
+        return
+    total = float(torch.logsumexp(out, 0).exp())
+    if abs(float(out.sum()) - 1) < 1e-4 and (out >= 0).all():
+        raise Mistake("your result looks like probabilities (it sums to 1): return "
+                      "log-probabilities (log π_β(x), not π_β(x))")
+    if abs(total - 1) > 1e-4:
+        raise Mistake(f"exp of your result sums to {total:.4f}, not 1 -- did you subtract "
+                      "log Z = logsumexp(log π + r/β)?")
+    d = logp.double()
+    if torch.allclose(out, tilt(d, reward.double() * beta * beta, beta), atol=1e-5):
+        raise Mistake("you multiplied the reward by β: the tilt is e^{r/β}, divide by β")
+    if torch.allclose(out, tilt(d, -reward.double(), beta), atol=1e-5):
+        raise Mistake("the sign of the reward is flipped: higher reward must mean higher "
+                      "probability, e^{+r/β}")
+    if torch.allclose(out, torch.log_softmax(reward.double() / beta, 0), atol=1e-5):
+        raise Mistake("you dropped the prior: the tilt is π(x)·e^{r/β}/Z, add log π(x)")
+    raise Mistake("the values differ from log π(x) + r(x)/β - log Z")
+
+
+def check_tilt(fn) -> bool:
+    """Check `fn(logp, reward, beta) -> log π_β`: log-probs of π(x)·e^{r(x)/β}/Z, normalised,
+    computed in log space (Korbak, Perez & Buckley 2022, eq. 5)."""
+    logp = torch.log(torch.tensor([0.5, 0.25, 0.125, 0.125], dtype=torch.float64))
+    gen = torch.Generator().manual_seed(0)
+    logp_rand = torch.log_softmax(torch.randn(20, generator=gen, dtype=torch.float64), 0)
+    r_rand = torch.randn(20, generator=gen, dtype=torch.float64)
+    return _run("check_tilt", fn, [
+        Case("logp=log[0.5, 0.25, 0.125, 0.125], reward=[0, 1, 2, 0], beta=1",
+             (logp, torch.tensor([0.0, 1.0, 2.0, 0.0], dtype=torch.float64), 1.0), _judge_tilt),
+        Case("the same with beta=0.5 (a stronger tilt)",
+             (logp, torch.tensor([0.0, 1.0, 2.0, 0.0], dtype=torch.float64), 0.5), _judge_tilt),
+        Case("20 sequences, random rewards, beta=2",
+             (logp_rand, r_rand, 2.0), _judge_tilt),
+        Case("large rewards (r=1000, beta=1): e^{r/β} overflows outside log space",
+             (logp, torch.tensor([0.0, 1000.0, 999.0, 0.0], dtype=torch.float64), 1.0),
+             _judge_tilt),
+    ])
+
+
+def _judge_kl_reward(out, reward, logp, logp_ref, beta) -> None:
+    from .bayes import kl_penalised_reward
+
+    out = _as_logprobs(out, reward)
+    if not torch.isfinite(out).all():
+        raise Mistake("the result contains NaN or inf -- use the log-probabilities as given "
+                      "(no exp, no division by a probability)")
+    r, lp, lq = reward.double(), logp.double(), logp_ref.double()
+    if torch.allclose(out, kl_penalised_reward(r, lp, lq, beta), atol=1e-6):
+        return
+    if torch.allclose(out, r + beta * (lp - lq), atol=1e-6):
+        raise Mistake("the penalty has the wrong sign: R = r - β·(log π_θ - log π_ref), so "
+                      "moving away from the reference costs reward")
+    if torch.allclose(out, r - (lp - lq), atol=1e-6):
+        raise Mistake("you forgot β: the log-ratio is multiplied by β")
+    if torch.allclose(out, r / beta - (lp - lq), atol=1e-6):
+        raise Mistake("you divided the reward by β: R = r - β·log(π_θ/π_ref) (dividing the "
+                      "whole of R by β gives r/β - log ratio, a different scale)")
+    if torch.allclose(out, r - beta * (lp.exp() - lq.exp()), atol=1e-6) or \
+            torch.allclose(out, r - beta * (lp.exp() / lq.exp()), atol=1e-6):
+        raise Mistake("use the log-ratio log π_θ(x) - log π_ref(x), not a difference or ratio "
+                      "of probabilities")
+    raise Mistake("the values differ from r(x) - β·(log π_θ(x) - log π_ref(x))")
+
+
+def check_kl_reward(fn) -> bool:
+    """Check `fn(reward, logp, logp_ref, beta) -> R`: the KL-penalised per-sequence reward
+    R(x) = r(x) - β·(log π_θ(x) - log π_ref(x)) (Ziegler et al. 2019, eq. 2)."""
+    f = lambda *xs: torch.tensor(xs, dtype=torch.float64)   # noqa: E731
+    lp = torch.log(f(0.5, 0.25, 0.125, 0.125))
+    lq = torch.log(f(0.25, 0.25, 0.25, 0.25))
+    return _run("check_kl_reward", fn, [
+        Case("reward=[1, 0, 2, 0], π_θ=[0.5, 0.25, 0.125, 0.125], π_ref uniform, beta=0.5",
+             (f(1.0, 0.0, 2.0, 0.0), lp, lq, 0.5), _judge_kl_reward),
+        Case("the same with beta=2", (f(1.0, 0.0, 2.0, 0.0), lp, lq, 2.0), _judge_kl_reward),
+        Case("π_θ = π_ref (no penalty): R = r", (f(3.0, -1.0, 0.5, 0.0), lq, lq, 0.5),
+             _judge_kl_reward),
+    ])
 
 
 # --- notebook 02: prompting (few-shot prompt builder, multi-token label scorer) --------------
@@ -263,110 +367,6 @@ def check_label_logprob(fn, lm=None) -> bool:
              _judge_label_logprob),
         Case("a label of several tokens", (lm, "Country: Mexico\nCapital:", "Mexico City"),
              _judge_label_logprob),
-    ])
-
-
-# --- notebook 01: conditioning as Bayes (tilt, KL-penalised reward) --------------------------
-# Reference solutions: labkit.bayes.tilt and labkit.bayes.kl_penalised_reward.
-
-
-def _as_logprobs(out, like: torch.Tensor) -> torch.Tensor:
-    """`out` as a float64 tensor shaped like `like`, or a Mistake saying what is wrong."""
-    if not isinstance(out, torch.Tensor):
-        raise Mistake(f"return a torch tensor, not {type(out).__name__}")
-    if out.shape != like.shape:
-        raise Mistake(f"return one value per sequence: expected shape {tuple(like.shape)}, "
-                      f"got {tuple(out.shape)} -- don't sum or average over sequences")
-    if not out.is_floating_point():
-        raise Mistake(f"return floating-point numbers, not {out.dtype}")
-    return out.detach().double().cpu()
-
-
-def _judge_tilt(out, logp: torch.Tensor, reward: torch.Tensor, beta: float) -> None:
-    from .bayes import tilt
-
-    out = _as_logprobs(out, logp)
-    if torch.isnan(out).any() or torch.isposinf(out).any():
-        raise Mistake("the result contains NaN or +inf -- with large rewards e^{r/β} overflows: "
-                      "stay in log space (log π + r/β - logsumexp(log π + r/β))")
-    expected = tilt(logp.double(), reward.double(), beta)
-    if torch.allclose(out, expected, atol=1e-5):
-        return
-    total = float(torch.logsumexp(out, 0).exp())
-    if abs(float(out.sum()) - 1) < 1e-4 and (out >= 0).all():
-        raise Mistake("your result looks like probabilities (it sums to 1): return "
-                      "log-probabilities (log π_β(x), not π_β(x))")
-    if abs(total - 1) > 1e-4:
-        raise Mistake(f"exp of your result sums to {total:.4f}, not 1 -- did you subtract "
-                      "log Z = logsumexp(log π + r/β)?")
-    d = logp.double()
-    if torch.allclose(out, tilt(d, reward.double() * beta * beta, beta), atol=1e-5):
-        raise Mistake("you multiplied the reward by β: the tilt is e^{r/β}, divide by β")
-    if torch.allclose(out, tilt(d, -reward.double(), beta), atol=1e-5):
-        raise Mistake("the sign of the reward is flipped: higher reward must mean higher "
-                      "probability, e^{+r/β}")
-    if torch.allclose(out, torch.log_softmax(reward.double() / beta, 0), atol=1e-5):
-        raise Mistake("you dropped the prior: the tilt is π(x)·e^{r/β}/Z, add log π(x)")
-    raise Mistake("the values differ from log π(x) + r(x)/β - log Z")
-
-
-def check_tilt(fn) -> bool:
-    """Check `fn(logp, reward, beta) -> log π_β`: log-probs of π(x)·e^{r(x)/β}/Z, normalised,
-    computed in log space (Korbak, Perez & Buckley 2022, eq. 5)."""
-    logp = torch.log(torch.tensor([0.5, 0.25, 0.125, 0.125], dtype=torch.float64))
-    gen = torch.Generator().manual_seed(0)
-    logp_rand = torch.log_softmax(torch.randn(20, generator=gen, dtype=torch.float64), 0)
-    r_rand = torch.randn(20, generator=gen, dtype=torch.float64)
-    return _run("check_tilt", fn, [
-        Case("logp=log[0.5, 0.25, 0.125, 0.125], reward=[0, 1, 2, 0], beta=1",
-             (logp, torch.tensor([0.0, 1.0, 2.0, 0.0], dtype=torch.float64), 1.0), _judge_tilt),
-        Case("the same with beta=0.5 (a stronger tilt)",
-             (logp, torch.tensor([0.0, 1.0, 2.0, 0.0], dtype=torch.float64), 0.5), _judge_tilt),
-        Case("20 sequences, random rewards, beta=2",
-             (logp_rand, r_rand, 2.0), _judge_tilt),
-        Case("large rewards (r=1000, beta=1): e^{r/β} overflows outside log space",
-             (logp, torch.tensor([0.0, 1000.0, 999.0, 0.0], dtype=torch.float64), 1.0),
-             _judge_tilt),
-    ])
-
-
-def _judge_kl_reward(out, reward, logp, logp_ref, beta) -> None:
-    from .bayes import kl_penalised_reward
-
-    out = _as_logprobs(out, reward)
-    if not torch.isfinite(out).all():
-        raise Mistake("the result contains NaN or inf -- use the log-probabilities as given "
-                      "(no exp, no division by a probability)")
-    r, lp, lq = reward.double(), logp.double(), logp_ref.double()
-    if torch.allclose(out, kl_penalised_reward(r, lp, lq, beta), atol=1e-6):
-        return
-    if torch.allclose(out, r + beta * (lp - lq), atol=1e-6):
-        raise Mistake("the penalty has the wrong sign: R = r - β·(log π_θ - log π_ref), so "
-                      "moving away from the reference costs reward")
-    if torch.allclose(out, r - (lp - lq), atol=1e-6):
-        raise Mistake("you forgot β: the log-ratio is multiplied by β")
-    if torch.allclose(out, r / beta - (lp - lq), atol=1e-6):
-        raise Mistake("you divided the reward by β: R = r - β·log(π_θ/π_ref) (dividing the "
-                      "whole of R by β gives r/β - log ratio, a different scale)")
-    if torch.allclose(out, r - beta * (lp.exp() - lq.exp()), atol=1e-6) or \
-            torch.allclose(out, r - beta * (lp.exp() / lq.exp()), atol=1e-6):
-        raise Mistake("use the log-ratio log π_θ(x) - log π_ref(x), not a difference or ratio "
-                      "of probabilities")
-    raise Mistake("the values differ from r(x) - β·(log π_θ(x) - log π_ref(x))")
-
-
-def check_kl_reward(fn) -> bool:
-    """Check `fn(reward, logp, logp_ref, beta) -> R`: the KL-penalised per-sequence reward
-    R(x) = r(x) - β·(log π_θ(x) - log π_ref(x)) (Ziegler et al. 2019, eq. 2)."""
-    f = lambda *xs: torch.tensor(xs, dtype=torch.float64)   # noqa: E731
-    lp = torch.log(f(0.5, 0.25, 0.125, 0.125))
-    lq = torch.log(f(0.25, 0.25, 0.25, 0.25))
-    return _run("check_kl_reward", fn, [
-        Case("reward=[1, 0, 2, 0], π_θ=[0.5, 0.25, 0.125, 0.125], π_ref uniform, beta=0.5",
-             (f(1.0, 0.0, 2.0, 0.0), lp, lq, 0.5), _judge_kl_reward),
-        Case("the same with beta=2", (f(1.0, 0.0, 2.0, 0.0), lp, lq, 2.0), _judge_kl_reward),
-        Case("π_θ = π_ref (no penalty): R = r", (f(3.0, -1.0, 0.5, 0.0), lq, lq, 0.5),
-             _judge_kl_reward),
     ])
 
 

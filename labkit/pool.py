@@ -658,13 +658,12 @@ def pool_panel(lm, prompt: str, options: str = " positive| negative", k: int = 1
     """A prompt box (one model call per prompt), an options box ("|"-separated, spaces kept) and
     a "written so far" box (no model call): the bars before and after `OneOf`, and Z.
     `panel.result` is the last (after, Z); errors show in the panel."""
-    import html
-
     import ipywidgets as W
     import plotly.graph_objects as go
 
     from .dist import next_token
     from .viz import bars, bars_data
+    from .widgets import guarded
 
     style, wide = {"description_width": "110px"}, W.Layout(width="95%")
     boxes = [W.Text(value=v, description=d, continuous_update=False, style=style, layout=wide)
@@ -675,20 +674,19 @@ def pool_panel(lm, prompt: str, options: str = " positive| negative", k: int = 1
     panel = W.VBox([*boxes, error, fig, readout])
 
     def redraw(change=None, prompt_changed=False):
-        try:
-            if prompt_changed:
-                state["dist"] = next_token(lm, boxes[0].value)             # the one model call
-            pool = OneOf(lm.tokenizer, boxes[1].value.split("|"))
-            after, z = panel.result = restrict(state["dist"], pool, boxes[2].value)
-            labels, p_before, p_after = bars_data(state["dist"], after, k)
-            with fig.batch_update():
-                fig.data[0].x, fig.data[0].y = labels, p_before
-                fig.data[1].x, fig.data[1].y = labels, p_after
-            readout.value = (f"Z = {z:.4f} of the model's mass is on the {after.support()} "
-                             f"allowed tokens; top after the pool: {after.top(1)[0][0]!r}")
-            error.value = ""
-        except Exception as e:          # shown in the panel, never lost
-            error.value = f'<div style="color:#c92a2a">⚠ {html.escape(str(e))}</div>'
+        guarded(lambda: update(prompt_changed), error)
+
+    def update(prompt_changed):
+        if prompt_changed:
+            state["dist"] = next_token(lm, boxes[0].value)             # the one model call
+        pool = OneOf(lm.tokenizer, boxes[1].value.split("|"))
+        after, z = panel.result = restrict(state["dist"], pool, boxes[2].value)
+        labels, p_before, p_after = bars_data(state["dist"], after, k)
+        with fig.batch_update():
+            fig.data[0].x, fig.data[0].y = labels, p_before
+            fig.data[1].x, fig.data[1].y = labels, p_after
+        readout.value = (f"Z = {z:.4f} of the model's mass is on the {after.support()} "
+                         f"allowed tokens; top after the pool: {after.top(1)[0][0]!r}")
 
     boxes[0].observe(lambda c: redraw(c, prompt_changed=True), names="value")
     for box in boxes[1:]:

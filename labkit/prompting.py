@@ -587,14 +587,12 @@ class LabelPanel:
         return self.cache[key]
 
     def _on_change(self, change=None):
-        try:
+        from .widgets import guarded
+
+        def update():
             self.result = self.compute()
             self._draw()
-        except Exception as e:  # shown in the panel, never lost
-            self.error.value = (f'<div style="color:#c92a2a">⚠ {type(e).__name__}: '
-                                f'{html.escape(str(e))}</div>')
-        else:
-            self.error.value = ""
+        guarded(update, self.error)
 
     def _draw(self):
         r = self.result

@@ -300,6 +300,7 @@ def strength_panel(lm, prompt: str, words, strength: float = 2.0, k: int = 15):
     import plotly.graph_objects as go
 
     from .dist import next_token
+    from .widgets import guarded
 
     dist = next_token(lm, prompt)
     panel = W.VBox()
@@ -320,13 +321,7 @@ def strength_panel(lm, prompt: str, words, strength: float = 2.0, k: int = 15):
         panel.readout.value = html.escape(panel.result.summary())
 
     def guard(fn):
-        try:
-            fn()
-        except Exception as e:  # shown to the learner, never lost
-            panel.error.value = (f'<div style="color:#c92a2a">⚠ {type(e).__name__}: '
-                                 f'{html.escape(str(e))}</div>')
-        else:
-            panel.error.value = ""
+        guarded(fn, panel.error)
 
     def on_prompt(change):
         def update():

@@ -74,6 +74,21 @@ def explore(dist: Distribution, temperature: float = 1.0, top_k: int | None = No
 # --- layer 3: the panel ------------------------------------------------------------------------
 
 
+def guarded(fn, error: W.HTML) -> bool:
+    """Run a panel callback's work `fn()`; its error is shown in red in the `error` widget,
+    where the learner sees it (a callback's exception would otherwise vanish), and cleared
+    on success. Every panel of the lab shows its errors through this. True if `fn` succeeded."""
+    try:
+        fn()
+    except Exception as e:
+        error.value = (f'<div style="color:#c92a2a">⚠ {type(e).__name__}: '
+                       f'{html.escape(str(e))}</div>')
+        return False
+    error.value = ""
+    return True
+
+
+
 class Explorer(W.VBox):
     """Prompt box, temperature / top-k / top-p sliders, the top-k bar chart before and after
     the knobs, and a readout. `result` is the last `Explored`; `error` shows callback errors."""
@@ -134,13 +149,7 @@ class Explorer(W.VBox):
         self._draw()
 
     def _guard(self, fn) -> None:
-        try:
-            fn()
-        except Exception as e:  # shown to the learner in the panel instead of vanishing
-            self.error.value = (f'<div style="color:#c92a2a">⚠ {type(e).__name__}: '
-                                f'{html.escape(str(e))}</div>')
-        else:
-            self.error.value = ""
+        guarded(fn, self.error)
 
     # drawing
     def _make_figure(self):
