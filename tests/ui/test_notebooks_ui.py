@@ -39,6 +39,7 @@ NOTEBOOKS = [
     Notebook("00_next_token_distribution.ipynb", panels=1),
     Notebook("01_conditioning_as_bayes.ipynb", panels=2),
     Notebook("02_prompting.ipynb", panels=1),
+    Notebook("06_distribution_tweaking.ipynb", panels=1),
 ]
 
 OPEN_TIMEOUT_MS = 120_000      # page load, JupyterLab start-up and kernel start
