@@ -11,8 +11,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
 .PHONY: lab test setup browser benchmark clean
 
+# jupyter refuses to run as root (containers, CI machines) unless told to
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: setup
-	$(BIN)/jupyter lab notebooks/00_next_token_distribution.ipynb
+	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/00_next_token_distribution.ipynb
 
 test: setup browser
 	LABKIT_QUICK=1 $(BIN)/python -m pytest
