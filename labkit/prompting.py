@@ -343,7 +343,7 @@ def _pad(seqs, pad, width=None):
 
 
 def label_logprobs(lm, prompts, labels, *, prefix: str = "", end: str = "",
-                   batch_size: int = 16) -> torch.Tensor:
+                   batch_size: int = 8) -> torch.Tensor:
     """log p(label + end | prefix + prompt), summed over every token -> [n_prompts, n_labels].
 
     `labels` is one label set for all prompts, or one set per prompt (all the same size).
@@ -442,7 +442,7 @@ class Scores:
 
 
 def score_task(lm, task: Task, items=None, *, shots: int = 0, order: int = 0,
-               chat: bool = False, batch_size: int = 16) -> Scores:
+               chat: bool = False, batch_size: int = 8) -> Scores:
     """Score `items` (default: the test split) with a k-shot prompt; labels end with `end_text`."""
     items = task.test if items is None else items
     if not task.labels and not items[0].choices:
@@ -501,7 +501,7 @@ def sweep_figure(history: list[dict], key: str = "accuracy", title: str | None =
 # --- generation: chain of thought and instruction following ---------------------------------
 
 
-def greedy(lm, prompts, max_new_tokens: int = 32, batch_size: int = 16,
+def greedy(lm, prompts, max_new_tokens: int = 32, batch_size: int = 8,
            stop: str | None = "\n\n") -> list[str]:
     """Greedy continuations of `prompts` (left-padded batches), stripped, each ending at the
     end-of-turn token or before `stop` (a blank line: the end of a few-shot answer).
