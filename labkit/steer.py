@@ -275,20 +275,11 @@ def boost(dist, tokenizer, words, strength: float) -> Boosted:
 def boost_figure(result: Boosted, k: int = 15):
     """Layer 2: bars of the top-k tokens *after* the boost (so boosted tokens show), the model's
     probability in grey beside each (trace 0 model, trace 1 after)."""
-    import plotly.graph_objects as go
-
     from . import viz
 
-    labels, p_after, p_before = viz.bars_data(result.after, result.before, k)
-    fig = go.Figure()
-    fig.add_bar(x=labels, y=p_before, name="model", marker_color=viz.BEFORE_COLOR)
-    fig.add_bar(x=labels, y=p_after, name="after the boost", marker_color=viz.AFTER_COLOR)
-    fig.update_layout(title="top next tokens after the boost, and the model's own probability",
-                      barmode="group", xaxis=dict(type="category", tickangle=-45,
-                                                  title="next token (␣ = space)"),
-                      yaxis=dict(title="probability", rangemode="tozero"), height=380,
-                      template="plotly_white", margin=dict(l=50, r=20, t=60, b=90))
-    return fig
+    return viz.bars(result.before, result.after, k, rank_by="after",
+                    names=("model", "after the boost"),
+                    title="top next tokens after the boost, and the model's own probability")
 
 
 def strength_panel(lm, prompt: str, words, strength: float = 2.0, k: int = 15):
@@ -299,6 +290,7 @@ def strength_panel(lm, prompt: str, words, strength: float = 2.0, k: int = 15):
     import ipywidgets as W
     import plotly.graph_objects as go
 
+    from . import viz
     from .dist import next_token
     from .widgets import guarded
 
@@ -314,10 +306,11 @@ def strength_panel(lm, prompt: str, words, strength: float = 2.0, k: int = 15):
 
     def redraw():
         panel.result = boost(state["dist"], lm.tokenizer, words, panel.strength.value)
-        fresh = boost_figure(panel.result, k)
+        labels, p_before, p_after = viz.bars_data(panel.result.before, panel.result.after, k,
+                                                  rank_by="after")
         with panel.fig.batch_update():
-            for i in (0, 1):
-                panel.fig.data[i].x, panel.fig.data[i].y = fresh.data[i].x, fresh.data[i].y
+            panel.fig.data[0].x, panel.fig.data[0].y = labels, p_before
+            panel.fig.data[1].x, panel.fig.data[1].y = labels, p_after
         panel.readout.value = html.escape(panel.result.summary())
 
     def guard(fn):

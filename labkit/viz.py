@@ -55,28 +55,33 @@ def _unique(labels: list[str], ids: list[int]) -> list[str]:
     return [f"{label} #{i}" if seen[label] > 1 else label for label, i in zip(labels, ids)]
 
 
-def bars_data(before, after=None, k: int = 20):
-    """(labels, before_probs, after_probs or None) for the top-k tokens of `before`,
-    most likely first; `after`'s probabilities are read on the same tokens."""
+def bars_data(before, after=None, k: int = 20, *, rank_by: str = "before"):
+    """(labels, before_probs, after_probs or None) for the top-k tokens of `before` (or of
+    `after`, with rank_by="after": to show what a boost brings up), most likely first; the
+    other distribution's probabilities are read on the same tokens."""
     before = as_distribution(before)
-    ids, probs = before.top_ids(k)
-    labels = _unique([token_label(before.token_text(i)) for i in ids], ids)
     if after is None:
-        return labels, probs, None
+        ids, probs = before.top_ids(k)
+        return _unique([token_label(before.token_text(i)) for i in ids], ids), probs, None
     after = as_distribution(after)
     if len(after) != len(before):
         raise ValueError(f"before and after must be over the same vocabulary, got "
                          f"{len(before)} and {len(after)} tokens")
-    return labels, probs, after.probs[ids].tolist()
+    if rank_by not in ("before", "after"):
+        raise ValueError(f"rank_by must be 'before' or 'after', got {rank_by!r}")
+    ids, _ = (before if rank_by == "before" else after).top_ids(k)
+    labels = _unique([token_label(before.token_text(i)) for i in ids], ids)
+    return labels, before.probs[ids].tolist(), after.probs[ids].tolist()
 
 
 def bars(before, after=None, k: int = 20, *, title: str | None = None,
-         names: tuple[str, str] = ("model", "after controls")):
-    """Bar chart of the top-k tokens of `before`; with `after`, its probabilities on the same
-    tokens as a second bar beside each (trace 0 is `before`, trace 1 `after`)."""
+         names: tuple[str, str] = ("model", "after controls"), rank_by: str = "before"):
+    """Bar chart of the top-k tokens of `before` (or of `after`, rank_by="after"); with `after`,
+    its probabilities on the same tokens as a second bar beside each (trace 0 is `before`,
+    trace 1 `after`)."""
     import plotly.graph_objects as go
 
-    labels, p_before, p_after = bars_data(before, after, k)
+    labels, p_before, p_after = bars_data(before, after, k, rank_by=rank_by)
     fig = go.Figure()
     fig.add_bar(x=labels, y=p_before, name=names[0], marker_color=BEFORE_COLOR,
                 hovertemplate="%{x}: %{y:.3f}<extra>" + names[0] + "</extra>")

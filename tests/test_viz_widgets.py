@@ -194,3 +194,16 @@ def test_without_figurewidget_the_panel_redraws_a_static_figure(tiny_lm, monkeyp
         isinstance(c, ipywidgets.Output) for c in panel.children)
     panel.top_k.value = 2
     assert sum(y > 0 for y in panel.fig.data[1].y) == 2 and panel.error.value == ""
+
+
+def test_bars_can_rank_by_the_after_distribution():
+    from labkit.dist import Distribution
+
+    before = Distribution.from_logits(torch.tensor([3.0, 2.0, 1.0, 0.0]))
+    after = Distribution.from_logits(torch.tensor([0.0, 1.0, 2.0, 3.0]))
+    labels, p_before, p_after = lk.viz.bars_data(before, after, k=2, rank_by="after")
+    assert labels == ["3", "2"]
+    assert p_after == sorted(p_after, reverse=True)
+    assert p_before == pytest.approx(before.probs[[3, 2]].tolist())
+    with pytest.raises(ValueError, match="rank_by"):
+        lk.viz.bars_data(before, after, rank_by="model")
