@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: lab test setup browser benchmark clean
+.PHONY: lab test setup browser widgets7 benchmark clean
 
 # jupyter refuses to run as root (containers, CI machines) unless told to
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
@@ -17,8 +17,10 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: setup
 	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/00_next_token_distribution.ipynb
 
-test: setup browser
+test: setup browser widgets7
 	LABKIT_QUICK=1 $(BIN)/python -m pytest
+	@echo "--- the panel tests again, with ipywidgets 7.7.1 (what Colab ships) ---"
+	LABKIT_QUICK=1 LABKIT_IPYWIDGETS=7 PYTHONPATH=$(W7) $(BIN)/python -m pytest -o addopts=-ra -m widgets tests
 
 # Debian's chromium for the real-browser tests in tests/ui (they skip, saying so, without it).
 browser:
@@ -26,6 +28,14 @@ browser:
 	  || echo "chromium could not be installed: the browser tests in tests/ui will be skipped"
 
 setup: $(VENV)/.ready
+
+# Colab's ipywidgets, laid over .venv by PYTHONPATH for the second run of the panel tests
+# (the kernel side only: Colab's own front end renders them).
+W7 := $(VENV)/ipywidgets7
+widgets7: $(W7)/.ready
+$(W7)/.ready: $(VENV)/.ready
+	$(BIN)/pip install --quiet --upgrade --no-deps --target $(W7) "ipywidgets==7.7.1" "ipython_genutils==0.2.0"
+	touch $@
 
 $(VENV)/.ready: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)

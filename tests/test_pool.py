@@ -273,6 +273,7 @@ def test_checks_pass_the_reference_and_fail_mistakes(capsys):
     assert "not attempted" in capsys.readouterr().out
 
 
+@pytest.mark.widgets
 def test_pool_panel(tiny_lm):
     panel = P.pool_panel(tiny_lm, "The city is", " Paris| Rome")
     after, z = panel.result

@@ -181,6 +181,7 @@ def test_greedy_is_batched_like_one_by_one(tiny_lm):
     assert both == [P.greedy(tiny_lm, [p], max_new_tokens=5)[0] for p in prompts]
 
 
+@pytest.mark.widgets
 def test_label_panel_caches_and_shows_errors(tiny_lm):
     panel = P.LabelPanel(tiny_lm, P.sentiment(), max_shots=4, orders=2)
     assert len(panel.cache) == 1

@@ -177,6 +177,7 @@ def test_pplm_carry_option_runs(tiny_lm):
     assert len(steps) == 4 and all(abs(float(s.after.probs.sum()) - 1) < 1e-5 for s in steps)
 
 
+@pytest.mark.widgets
 def test_strength_panel_shows_errors_and_keeps_its_result(tiny_lm):
     panel = steer.strength_panel(tiny_lm, "The weather today is", ["happy"], strength=1.0)
     panel.strength.value = 5.0

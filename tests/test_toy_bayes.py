@@ -266,6 +266,7 @@ def test_checks_name_the_mistake(capsys):
 # --- the slider panel (widget layer) ---------------------------------------------------------
 
 
+@pytest.mark.widgets
 def test_slider_panel_updates_and_shows_errors(world):
     import ipywidgets as widgets
 

@@ -1,12 +1,24 @@
 """The plots show the right tokens and numbers; the explorer panel recomputes from cached
 logits when a knob moves, calls the model once per prompt, and shows its errors."""
 import contextlib
+import os
 
 import pytest
 import torch
 
 import labkit as lk
 from labkit import viz, widgets
+
+# `make test` runs every test marked `widgets` twice: with ipywidgets 8, then with the 7.7 that
+# Colab ships (LABKIT_IPYWIDGETS=7, ipywidgets 7.7.1 put first on PYTHONPATH).
+pytestmark = pytest.mark.widgets
+
+
+def test_the_ipywidgets_version_under_test():
+    import ipywidgets
+    major = int(ipywidgets.__version__.split(".")[0])
+    wanted = os.environ.get("LABKIT_IPYWIDGETS")
+    assert major == int(wanted) if wanted else major in (7, 8), ipywidgets.__version__
 
 
 @contextlib.contextmanager
