@@ -22,6 +22,7 @@ base model is the only judge the lab ships.
 """
 from __future__ import annotations
 
+import copy
 import re
 import statistics
 import time
@@ -223,6 +224,14 @@ class Discriminator(torch.nn.Module):
             raise ValueError(f"the discriminator was trained on a model with hidden size "
                              f"{self.hidden_size}, but {lm.name!r} has {size}: train one on "
                              "this model (lk.steer.train_discriminator)")
+
+    def on(self, device) -> "Discriminator":
+        """This head on `device`: itself if it is there already, else a copy moved there. It is
+        trained on the CPU (`train_discriminator`); guidance and PPLM feed it the LM's hidden
+        states, so they use it on the LM's device -- without moving the caller's head."""
+        if self.head.weight.device == torch.device(device):
+            return self
+        return copy.deepcopy(self).to(device)
 
     def target_index(self, target) -> int:
         if isinstance(target, str):

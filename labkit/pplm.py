@@ -142,6 +142,7 @@ def generate(lm, prompt: str, *, bag: BagOfWords | None = None, discriminator: D
     if discriminator is not None:
         discriminator.check(lm)
         target = discriminator.target_index(target)
+        discriminator = discriminator.on(lm.device)     # it reads hidden states on lm's device
     cfg = config or PPLMConfig()
     if overrides:
         cfg = PPLMConfig(**{**cfg.__dict__, **overrides})

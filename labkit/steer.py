@@ -201,7 +201,7 @@ class ClassifierGuidance(LogitsProcessor):
                                "towards the other class, change `target`")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"top_k must be a whole number ≥ 1, got {top_k!r}")
-        self.lm, self.disc, self.top_k = lm, discriminator, top_k
+        self.lm, self.disc, self.top_k = lm, discriminator.on(lm.device), top_k
         self.target = discriminator.target_index(target)
         self._state = None      # (ids covered by the candidate cache, candidates, cache, h, hsum)
 
