@@ -7,16 +7,19 @@ that never appears or a slider that does not move the chart. Here, per notebook 
 1. runs all cells (`notebook:run-all-cells`) and waits on JupyterLab's own state: the kernel
    was seen busy, the run-all command has returned, the execution indicator reads idle;
 2. asserts that no output of any cell is an error and that every code cell ran;
-3. finds the panels (an output holding an ipywidgets slider and a plotly figure), at least
-   as many as the notebook is known to have, each with drawn bars;
-4. in each panel, moves the first slider one step with the keyboard (falls back on typing
-   into its readout box) and asserts that the figure changed: the traces' y values in the
+3. finds the panels (an output holding a control and a plotly figure), at least as many as
+   the notebook is known to have, each with drawn bars; the control is an ipywidgets slider,
+   or, for a notebook with `type_into`, a Text box;
+4. in each panel, drives the control: moves the first slider one step with the keyboard
+   (falls back on typing into its readout box), or types a new value into the named Text box
+   and presses Enter; then asserts that the figure changed: the traces' y values in the
    plotly graph div *and* the drawn SVG bars differ before and after (the kernel callback
    ran and the browser re-drew), and the panel shows no error;
 5. saves a PNG of the notebook's first panel to tests/ui/screenshots/<notebook>.png.
 
 Adding a notebook is one line in `NOTEBOOKS`. A last test runs a generated notebook with a
-slider wired to nothing and a failing cell, and checks that the same helpers catch both.
+slider and a Text box wired to nothing and a failing cell, and checks that the same helpers
+catch all three.
 """
 from __future__ import annotations
 
@@ -28,17 +31,33 @@ import pytest
 pytestmark = pytest.mark.ui
 
 
+# the control that makes an output a panel (with a plotly figure beside it)
+SLIDER = ".widget-slider .noUi-handle"
+TEXT_BOX = ".widget-text input[type=text]"
+
+
 @dataclass(frozen=True)
 class Notebook:
     path: str                  # relative to notebooks/
-    panels: int                # slider + plotly panels the notebook displays (at least)
+    panels: int                # control + plotly panels the notebook displays (at least)
+    # how a panel is driven: None, move its first slider; (label, text), type `text` into the
+    # Text box whose description contains `label` and press Enter
+    type_into: tuple[str, str] | None = None
     run_timeout_s: int = 240   # run-all in quick mode on a loaded 2-core machine
+
+    @property
+    def control(self) -> str:
+        return TEXT_BOX if self.type_into else SLIDER
 
 
 NOTEBOOKS = [
     Notebook("00_next_token_distribution.ipynb", panels=1),
     Notebook("01_conditioning_as_bayes.ipynb", panels=2),
     Notebook("02_prompting.ipynb", panels=1),
+    # the pool panel has Text boxes, no slider; the model's own (capitalised) labels move the
+    # "after the pool" bars a lot (" neutral" beside " positive| negative" moves them < 1 %)
+    Notebook("05_token_pool.ipynb", panels=1,
+             type_into=("options", " Positive| Negative| Neutral")),
     Notebook("06_distribution_tweaking.ipynb", panels=1),
 ]
 
@@ -108,7 +127,8 @@ JS_CELL_REPORT = """
 }""".replace("__NB__", JS_NB)
 
 # the numbers behind a panel's figure(s): trace y values from the plotly graph div, the
-# drawn SVG bar paths, the slider readouts and the panel's text (readout, error line)
+# drawn SVG bar paths, the controls' values (slider readouts, Text boxes) and the panel's text
+# (readout, error line)
 JS_PANEL_STATE = """
 (el) => {
   const ys = (y) => y == null ? null : (y.bdata !== undefined ? y.bdata : Array.from(y));
@@ -119,15 +139,16 @@ JS_PANEL_STATE = """
                                         .map(b => b.getAttribute('d')))),
     nBars: plots.reduce((n, p) => n + p.querySelectorAll('.trace.bars path').length, 0),
     nTraces: plots.reduce((n, p) => n + (p.data || []).length, 0),
-    readouts: [...el.querySelectorAll('.widget-readout')].map(r => r.textContent.trim()),
+    controls: [...el.querySelectorAll('.widget-readout, .widget-text input')]
+                .map(c => c.tagName === 'INPUT' ? c.value : c.textContent.trim()),
     text: el.innerText,
   };
 }"""
 
 JS_PANELS_RENDERED = """
-([n]) => {
+([n, control]) => {
   const panels = [...document.querySelectorAll('.jp-OutputArea-output')].filter(o =>
-    o.querySelector('.widget-slider .noUi-handle') &&
+    o.querySelector(control) &&
     [...o.querySelectorAll('.js-plotly-plot')].some(
       p => (p.data || []).length && p.querySelector('.trace.bars path')));
   return panels.length >= n;
@@ -170,16 +191,18 @@ def _open_and_run(page, lab, path: str, timeout_s: int) -> dict:
     return page.evaluate(JS_CELL_REPORT, name)
 
 
-def _find_panels(page, path: str, expected: int):
-    """The outputs holding a slider and a plotly figure with drawn bars (at least `expected`)."""
-    page.wait_for_function(JS_PANELS_RENDERED, arg=[expected], timeout=RENDER_TIMEOUT_MS)
+def _find_panels(page, path: str, expected: int, control: str = SLIDER):
+    """The outputs holding a `control` (SLIDER, TEXT_BOX) and a plotly figure with drawn bars
+    (at least `expected`)."""
+    page.wait_for_function(JS_PANELS_RENDERED, arg=[expected, control], timeout=RENDER_TIMEOUT_MS)
     outputs = page.locator(".jp-OutputArea-output")
     for bad in WIDGET_ERRORS:
         assert outputs.filter(has_text=bad).count() == 0, f"{path}: an output reads {bad!r}"
-    panels = (outputs.filter(has=page.locator(".widget-slider .noUi-handle"))
+    panels = (outputs.filter(has=page.locator(control))
                      .filter(has=page.locator(".js-plotly-plot .trace.bars path")))
     n = panels.count()
-    assert n >= expected, f"{path}: {n} slider+figure panels rendered, expected {expected}"
+    assert n >= expected, (f"{path}: {n} panels ({control} + figure) rendered, "
+                           f"expected {expected}")
     return panels, n
 
 
@@ -209,13 +232,30 @@ def _move_first_slider(page, panel) -> str:
     return "typed"
 
 
-def _move_and_compare(page, panel, timeout_ms: int = UPDATE_TIMEOUT_MS):
-    """Move the panel's first slider; (before, after, how, changed) of the panel's figure."""
+def _type_into(panel, label: str, text: str) -> str:
+    """Type `text` into the panel's Text box whose description contains `label` and press
+    Enter (a box with continuous_update=False sends its value on Enter or blur); returns how."""
+    box = (panel.locator(".widget-text").filter(has=panel.page.locator("label", has_text=label))
+                .locator("input[type=text]"))
+    assert box.count() == 1, f"{box.count()} Text boxes labelled {label!r} in the panel"
+    assert box.input_value() != text, f"the {label!r} box already reads {text!r}"
+    box.click()
+    box.press("Control+A")
+    box.press_sequentially(text)
+    box.press("Enter")
+    assert box.input_value() == text, f"the {label!r} box reads {box.input_value()!r}"
+    return f"typed {text!r} + Enter into {label!r}"
+
+
+def _move_and_compare(page, panel, type_into: tuple[str, str] | None = None,
+                      timeout_ms: int = UPDATE_TIMEOUT_MS):
+    """Drive the panel (type into a Text box when `type_into` = (label, text) is given, else
+    move its first slider); (before, after, how, changed) of the panel's figure."""
     panel.scroll_into_view_if_needed()
     el = panel.element_handle()
     before = el.evaluate(JS_PANEL_STATE)
     assert before["nTraces"] and before["nBars"], "a panel with no bars drawn"
-    how = _move_first_slider(page, panel)
+    how = _type_into(panel, *type_into) if type_into else _move_first_slider(page, panel)
     try:
         page.wait_for_function(JS_CHANGED, arg=[el, before], timeout=timeout_ms)
         changed = True
@@ -235,52 +275,60 @@ def test_notebook_panels_respond(nb: Notebook, page, lab, screenshots):
     assert not report["notRun"], (f"{nb.path}: code cells never ran: {report['notRun']} "
                                   f"(run-all returned {report['done']})")
 
-    # 2. the panels rendered: slider + plotly figure with drawn bars, no widget error text
-    panels, n = _find_panels(page, nb.path, nb.panels)
+    # 2. the panels rendered: control + plotly figure with drawn bars, no widget error text
+    panels, n = _find_panels(page, nb.path, nb.panels, nb.control)
 
-    # 3. every panel responds: move its first slider, the figure's numbers and bars change
+    # 3. every panel responds: drive its control, the figure's numbers and bars change
     for i in range(n):
         panel = panels.nth(i)
-        before, after, how, changed = _move_and_compare(page, panel)
-        assert changed, (f"{nb.path} panel {i}: slider moved ({how}: {before['readouts']} -> "
-                         f"{after['readouts']}) but the figure did not change within "
+        before, after, how, changed = _move_and_compare(page, panel, nb.type_into)
+        assert changed, (f"{nb.path} panel {i}: control changed ({how}: {before['controls']} -> "
+                         f"{after['controls']}) but the figure did not change within "
                          f"{UPDATE_TIMEOUT_MS // 1000} s\npanel text: {after['text'][-500:]}\n"
                          f"page errors: {page.console_errors}")
-        assert after["readouts"] != before["readouts"]
+        assert after["controls"] != before["controls"]
         assert after["data"] != before["data"] and after["bars"] != before["bars"]
         assert "⚠" not in after["text"], f"{nb.path} panel {i} shows an error:\n{after['text']}"
         if i == 0:
             panel.screenshot(path=str(screenshots / f"{nb.path.removesuffix('.ipynb')}.png"))
 
-    # 4. moving the sliders raised nothing in the kernel either
+    # 4. driving the panels raised nothing in the kernel either
     late = page.evaluate(JS_CELL_REPORT, nb.path)["errors"]
-    assert not late, f"{nb.path}: error outputs after moving the sliders: {json.dumps(late)[:2000]}"
+    assert not late, f"{nb.path}: error outputs after driving the panels: {json.dumps(late)[:2000]}"
 
 
-# --- the harness can fail: a dead panel and an error cell are caught -------------------------
+# --- the harness can fail: dead panels and an error cell are caught --------------------------
 
-DEAD_PANEL = [
+DEAD_PANELS = [
     "import ipywidgets as W\n"
     "import plotly.graph_objects as go\n"
-    "fig = go.FigureWidget(go.Figure(go.Bar(x=list('abc'), y=[1, 2, 3])))\n"
+    "bars = lambda: go.FigureWidget(go.Figure(go.Bar(x=list('abc'), y=[1, 2, 3])))\n"
     "dead = W.FloatSlider(value=1.0, min=0, max=2, step=0.1, description='dead')  # moves nothing\n"
-    "W.VBox([dead, fig])",
+    "W.VBox([dead, bars()])",
+    "dead_box = W.Text(value='a|b', description='dead box', continuous_update=False)  # ditto\n"
+    "W.VBox([dead_box, bars()])",
     "1 / 0",
 ]
+DEAD_TYPE_INTO = ("dead box", "a|b|c")
+DEAD_WAIT_MS = 5_000   # per dead panel; a live panel's figure changes within ~1 s on a loaded machine
 
 
-def test_harness_catches_a_dead_panel_and_an_error(page, lab):
-    """A slider wired to nothing and a failing cell: the checks above must see both."""
+def test_harness_catches_dead_panels_and_an_error(page, lab):
+    """A slider and a Text box wired to nothing, and a failing cell: the checks above must see
+    all three (each control changes, its figure does not)."""
     nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}",
                      "metadata": {}, "outputs": [], "source": src}
-                    for i, src in enumerate(DEAD_PANEL)],
+                    for i, src in enumerate(DEAD_PANELS)],
           "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
                                       "name": "python3"}},
           "nbformat": 4, "nbformat_minor": 5}
     (lab.root / "ui_dead_panel.ipynb").write_text(json.dumps(nb))
     report = _open_and_run(page, lab, "ui_dead_panel.ipynb", 120)
     assert [e["ename"] for e in report["errors"]] == ["ZeroDivisionError"]
-    panels, n = _find_panels(page, "ui_dead_panel.ipynb", 1)
-    before, after, how, changed = _move_and_compare(page, panels.first, timeout_ms=10_000)
-    assert after["readouts"] != before["readouts"], "the slider itself did not move"
-    assert not changed and after["data"] == before["data"] and after["bars"] == before["bars"]
+    for control, type_into in ((SLIDER, None), (TEXT_BOX, DEAD_TYPE_INTO)):
+        panels, n = _find_panels(page, "ui_dead_panel.ipynb", 1, control)
+        assert n == 1, f"{n} panels with {control}, expected 1"
+        before, after, how, changed = _move_and_compare(page, panels.first, type_into,
+                                                        timeout_ms=DEAD_WAIT_MS)
+        assert after["controls"] != before["controls"], f"the control itself did not change ({how})"
+        assert not changed and after["data"] == before["data"] and after["bars"] == before["bars"]
