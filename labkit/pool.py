@@ -667,7 +667,10 @@ def pool_panel(lm, prompt: str, options: str = " positive| negative", k: int = 1
 
     style, wide = {"description_width": "110px"}, W.Layout(width="95%")
     boxes = [W.Text(value=v, description=d, continuous_update=False, style=style, layout=wide)
-             for v, d in ((prompt, "prompt"), (options, "options (|)"), ("", "written so far"))]
+             for v, d in ((options, "options (|)"), ("", "written so far"))]
+    # the prompt may hold newlines (few-shot prompts do), which a one-line Text box would drop
+    boxes.insert(0, W.Textarea(value=prompt, description="prompt", rows=3,
+                               continuous_update=False, style=style, layout=wide))
     readout, error = W.HTML(), W.HTML()
     state = {"dist": next_token(lm, prompt)}
     fig = go.FigureWidget(bars(state["dist"], state["dist"], k, names=("model", "after the pool")))
