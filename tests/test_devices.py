@@ -82,22 +82,27 @@ def test_meta_refuses_what_cuda_refuses_and_accepts_what_it_accepts(meta_lm):
 # --- every LogitsProcessor on "GPU" scores ----------------------------------------------------
 
 
-def _controls(tokenizer):
-    C = lk.controls
-    return [C.Temperature(0.7), C.TopK(5), C.TopP(0.9), C.MinP(0.1), C.Greedy(),
-            steer.LogitBias({3: 1.5, 17: -2.0, 42: float("-inf")}),
-            steer.BagOfWords(tokenizer, ["happy", "xylophone"], 2.0),
-            P.Allowed([1, 2, 3]), P.OneOf(tokenizer, [" Paris", " Rome"]),
-            P.Quote(tokenizer, "Marie Curie was born in Warsaw"),
-            P.Regex(tokenizer, r" ?\d{4}"), P.Catalogue(tokenizer, ["Paris", "Warsaw"])]
+C = lk.controls
+CONTROLS = {          # name -> a control, given the tokenizer
+    "Temperature": lambda tok: C.Temperature(0.7), "TopK": lambda tok: C.TopK(5),
+    "TopP": lambda tok: C.TopP(0.9), "MinP": lambda tok: C.MinP(0.1),
+    "Greedy": lambda tok: C.Greedy(),
+    "LogitBias": lambda tok: steer.LogitBias({3: 1.5, 17: -2.0, 42: float("-inf")}),
+    "BagOfWords": lambda tok: steer.BagOfWords(tok, ["happy", "xylophone"], 2.0),
+    "Allowed": lambda tok: P.Allowed([1, 2, 3]),
+    "OneOf": lambda tok: P.OneOf(tok, [" Paris", " Rome"]),
+    "Quote": lambda tok: P.Quote(tok, "Marie Curie was born in Warsaw"),
+    "Regex": lambda tok: P.Regex(tok, r" ?\d{4}"),
+    "Catalogue": lambda tok: P.Catalogue(tok, ["Paris", "Warsaw"]),
+}
 
 
-@pytest.mark.parametrize("i", range(12), ids=lambda i: f"control{i}")
-def test_each_control_keeps_scores_on_their_device(tokenizer, i):
+@pytest.mark.parametrize("name", CONTROLS)
+def test_each_control_keeps_scores_on_their_device(tokenizer, name):
     """The same instance serves the CPU (`Distribution.apply`, the plots) and then the GPU
     (`lk.generate`), as notebooks 05 and 06 do; input_ids are CPU here since the pools and the
     bag read them (`.tolist()`), which a CUDA tensor allows and a meta one does not."""
-    control = _controls(tokenizer)[i]
+    control = CONTROLS[name](tokenizer)
     vocab = len(tokenizer)
     ids = tokenizer([PROMPT, "Once upon a"], return_tensors="pt", padding=True).input_ids
     if isinstance(control, P.TokenPool):
@@ -186,7 +191,6 @@ def test_pplm_with_a_bag_stays_on_the_lms_device(meta_lm, tokenizer, monkeypatch
 def test_generate_hands_the_controls_scores_on_the_models_device(meta_lm, monkeypatch):
     sunny = meta_lm.tokenizer(" sunny", add_special_tokens=False).input_ids[0]
     seen = _record_sampling(monkeypatch, decoding, sunny)
-    C = lk.controls
     controls = [C.Temperature(0.7), C.TopK(20), C.TopP(0.9), C.MinP(0.05),
                 steer.LogitBias({3: 1.0, 9: -1.0})]
     with CudaLike():
