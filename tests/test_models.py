@@ -146,3 +146,78 @@ def test_chat_prompt_uses_the_template(smol):
     assert text.endswith("<|im_start|>assistant\n")
     ids = smol.encode("What is 2+2?", chat=True)
     assert smol.tokenizer.decode(ids[0]) == text
+
+
+CONVERT = """
+import os, sys, time
+from pathlib import Path
+from labkit import models
+
+target, log = Path(sys.argv[1]), Path(sys.argv[2])
+
+def slow_fake_gguf():      # stands in for the 30 s conversion; long enough to overlap
+    with open(log, "a") as f:
+        f.write(f"{os.getpid()}\\n")
+    time.sleep(1.5)
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    tok = AutoTokenizer.from_pretrained(sys.argv[3])
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32,
+                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1)
+    return LlamaForCausalLM(config), tok
+
+models.read_gguf = slow_fake_gguf
+path = models.ensure_cache(target)
+from transformers import AutoModelForCausalLM
+AutoModelForCausalLM.from_pretrained(path)
+print("loaded", models._cache_ok(path))
+"""
+
+
+def test_two_kernels_converting_at_once_both_end_with_a_good_cache(tmp_path, smol):
+    """A classroom sharing one LABKIT_CACHE: two processes start the conversion together; one
+    converts under the file lock, the other waits, re-checks and loads that cache."""
+    import subprocess
+    import sys
+
+    target, log = tmp_path / "SmolLM2-cache", tmp_path / "conversions.log"
+    cmd = [sys.executable, "-c", CONVERT, str(target), str(log), str(models.embedded_cache())]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+        assert out.strip().endswith("loaded True"), out
+    assert len(log.read_text().split()) == 1                  # converted once, not twice
+    assert models._cache_ok(target)
+    leftovers = [p.name for p in tmp_path.iterdir()
+                 if p.name not in {target.name, log.name, f"{target.name}.lock"}]
+    assert leftovers == []
+
+
+def test_a_rebuild_replaces_the_cache_in_one_step(cache_copy, monkeypatch):
+    """An old cache is renamed aside, not deleted file by file, while the new one moves in."""
+    seen = []
+    real_replace = os.replace
+
+    def watching_replace(src, dst):
+        seen.append((Path(src).name, Path(dst).name, models._cache_ok(cache_copy)))
+        return real_replace(src, dst)
+
+    gguf_like, tokenizer = lk.load(device="cpu").model, lk.load().tokenizer
+    monkeypatch.setattr(models.os, "replace", watching_replace)
+    models.save_cache(gguf_like, tokenizer, cache_copy)
+    assert [s[:2] for s in seen][1][1] == cache_copy.name     # the new one moved in last
+    assert seen[0][2] is True                                  # whole until it was moved aside
+    assert models._cache_ok(cache_copy)
+    assert sorted(p.name for p in cache_copy.parent.iterdir()) == [cache_copy.name]
+
+
+def test_a_prompt_pass_computes_logits_for_the_last_position_only(smol):
+    shapes = []
+    handle = smol.model.register_forward_hook(lambda m, a, out: shapes.append(out.logits.shape))
+    try:
+        lk.next_token(smol, "The capital of France is a city that " * 20)
+        lk.generate(smol, "Once upon a time " * 20, max_new_tokens=2, seed=0)
+    finally:
+        handle.remove()
+    assert [s[1] for s in shapes] == [1, 1, 1]                 # never [1, seq, vocab]
