@@ -23,7 +23,7 @@ so we can compute the *target* exactly and check that a technique lands on it:
   tilt π·e^{r/β}/Z, and its *implicit reward* β·log(π_θ(x)/π_ref(x)) (eq. 5) recovers r up
   to a constant.
 
-Pure tensor functions first (`condition`, `tilt`, `kl`, `kl_penalised_reward`,
+Pure tensor functions first (`condition`, `tilt`, `kl` (labkit.dist's), `kl_penalised_reward`,
 `implicit_reward`, `dpo_loss`), then the samplers and the two trainers (`rl_finetune`,
 `dpo_finetune`), each returning (policy, history) with history a list of dicts per step.
 All log-probabilities are float64 tensors [N] over `world.sequences()`.
@@ -56,21 +56,18 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from .dist import kl  # noqa: F401  -- KL(p‖q) of log-probs [N]: the one kl, re-exported
+from .models import freeze
 from .toy import one_thread
+from .validate import number, whole
 
 # --- small pure functions on log-probabilities [N] -------------------------------------------
 
 
 def check_beta(beta) -> float:
     """β as a float, or a ValueError naming what to change."""
-    try:
-        beta = float(beta)
-    except (TypeError, ValueError):
-        raise ValueError(f"beta must be a number, got {beta!r}") from None
-    if not beta > 0 or math.isinf(beta):
-        raise ValueError(f"beta must be a finite number > 0 (the strength of the KL penalty; "
-                         f"small beta = follow the reward, large = stay close to π), got {beta}")
-    return beta
+    return number("beta", beta, low=0, low_open=True, hint=" (the strength of the KL penalty: "
+                  "small beta = follow the reward, large = stay close to π)")
 
 
 def check_reward(reward, n: int) -> torch.Tensor:
@@ -117,14 +114,6 @@ def tilt(logp: torch.Tensor, reward: torch.Tensor, beta: float) -> torch.Tensor:
     return scores - torch.logsumexp(scores, dim=0)
 
 
-def kl(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
-    """KL(p‖q) = Σ_x p(x)(log p(x) - log q(x)) in nats, exactly, from log-probs [N] -> scalar.
-    Terms with p(x) = 0 add 0; p(x) > 0 = q(x) gives +inf."""
-    p = logp.exp()
-    terms = torch.where(p > 0, p * (logp - logq), torch.zeros_like(p))
-    return terms.sum().clamp(min=0.0)
-
-
 def kl_penalised_reward(reward: torch.Tensor, logp: torch.Tensor, logp_ref: torch.Tensor,
                         beta: float) -> torch.Tensor:
     """R(x) = r(x) - β·(log π_θ(x) - log π_ref(x)), per sequence (Ziegler et al. 2019, eq. 2).
@@ -155,17 +144,29 @@ def dpo_loss(h_chosen: torch.Tensor, h_rejected: torch.Tensor, beta: float,
 
 def match_reward(targets: dict, lam: float):
     """The reward λ·Σ_{i∈S} δ(x_i, y_i) for targets {position i: word id y_i} -> reward_fn.
-    With S = the first k positions and λ → ∞, tilting by it is prompting with y_1 .. y_k."""
-    if not targets:
-        raise ValueError("targets is empty: give at least one {position: word id}")
-    lam = float(lam)
-    if not math.isfinite(lam):
-        raise ValueError(f"lam must be finite (λ = ∞ is the hard condition: use condition()), "
-                         f"got {lam}")
-    pos = torch.tensor(list(targets.keys()))
-    ys = torch.tensor(list(targets.values()))
+    With S = the first k positions and λ → ∞, tilting by it is prompting with y_1 .. y_k.
+    Positions count from 0; word ids are the world's (`world.vocab.index(word)`)."""
+    if not isinstance(targets, dict) or not targets:
+        raise ValueError("targets must be a non-empty {position: word id} dict, e.g. "
+                         "{0: world.vocab.index('snow')}")
+    for what, values in (("position", targets.keys()), ("word id", targets.values())):
+        for v in values:
+            if isinstance(v, str):
+                raise ValueError(f"got the {what} {v!r}, a string: give a number"
+                                 + (" -- world.vocab.index(word) turns a word into its id"
+                                    if what == "word id" else ""))
+            if isinstance(v, torch.Tensor) and v.numel() == 1:
+                v = v.item()
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"each {what} must be a whole number ≥ 0, got {v!r}")
+    lam = number("lam", lam, hint=" (λ = ∞ is the hard condition: use condition())")
+    pos = torch.tensor([int(k) for k in targets.keys()])
+    ys = torch.tensor([int(v) for v in targets.values()])
 
     def reward_fn(seqs: torch.Tensor) -> torch.Tensor:
+        if int(pos.max()) >= seqs.shape[1]:
+            raise ValueError(f"position {int(pos.max())} is past the end of sequences of "
+                             f"{seqs.shape[1]} words (positions count from 0)")
         return lam * (seqs[:, pos] == ys).double().sum(-1)             # n
     return reward_fn
 
@@ -184,8 +185,7 @@ def rejection_sample(world, predicate, n: int, seed: int = 0, *, model=None,
     """Draw x ~ π, keep x if predicate(x), until n are kept -> (samples [n, length],
     acceptance rate over all draws made). The rate estimates π(c), so n samples cost ≈ n/π(c) draws;
     beyond `max_draws` draws it gives up with a ValueError (the condition is too rare)."""
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a whole number ≥ 1, got {n!r}")
+    n = whole("n", n, low=1)
     kept, tried, batch, round_ = [], 0, max(256, 4 * n), 0
     while sum(len(k) for k in kept) < n:
         if tried >= max_draws:
@@ -238,7 +238,7 @@ class RLConfig:
 
 
 def rl_finetune(world, reward_fn, beta, *, steps: int | None = None, seed: int = 0,
-                config: RLConfig | None = None, **overrides):
+                config: RLConfig | None = None, progress: bool = True, **overrides):
     """Policy-gradient fine-tuning of a copy of world.base with a KL penalty to it.
 
     Maximises J(θ) = E_{π_θ}[r] - β·KL(π_θ ‖ π) through the KL-penalised reward
@@ -249,7 +249,7 @@ def rl_finetune(world, reward_fn, beta, *, steps: int | None = None, seed: int =
     seeds the draws of estimator="sampled" (the exact estimator draws nothing).
     Settings: `RLConfig` fields, by keyword. Returns (policy, history); history has per step:
     step, reward (E_{π_θ}[r]), kl_base (KL(π_θ ‖ π)), kl_target (KL(π_θ ‖ π·e^{r/β}/Z)),
-    objective (J), seconds.
+    objective (J), seconds. `progress` shows a progress bar (steps, KL to the target).
     """
     cfg = replace(config or RLConfig(), **overrides)
     beta = check_beta(beta)
@@ -267,8 +267,9 @@ def rl_finetune(world, reward_fn, beta, *, steps: int | None = None, seed: int =
     opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(seed)
     history, t0 = [], time.perf_counter()
-    with one_thread():
-        for step in range(cfg.max_steps + 1 if steps is None else steps + 1):
+    n_steps = cfg.max_steps if steps is None else steps
+    with one_thread(), _bar(n_steps, "RL on the toy world", progress) as bar:
+        for step in range(n_steps + 1):
             logp = world.log_prob(policy, grad=True)                    # N
             with torch.no_grad():
                 probs = logp.exp()                                      # N
@@ -278,8 +279,10 @@ def rl_finetune(world, reward_fn, beta, *, steps: int | None = None, seed: int =
                                 "kl_target": float(kl(logp, target)),
                                 "objective": float(probs @ shaped),
                                 "seconds": time.perf_counter() - t0})
+            bar.set_postfix_str(f"KL to target {history[-1]['kl_target']:.4f}", refresh=False)
             if step == steps or (steps is None and history[-1]["kl_target"] < cfg.tol):
                 break
+            bar.update()
             if cfg.estimator == "exact":          # Σ_x π_θ(x)·(R(x) - b)·∇log π_θ(x)
                 adv = shaped - probs @ shaped                           # N
                 loss = -(probs * adv * logp).sum()
@@ -290,7 +293,7 @@ def rl_finetune(world, reward_fn, beta, *, steps: int | None = None, seed: int =
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return _freeze(policy), history
+    return freeze(policy), history
 
 
 @dataclass
@@ -302,7 +305,7 @@ class DPOConfig:
 
 
 def dpo_finetune(world, pairs, beta, *, target: torch.Tensor | None = None,
-                 config: DPOConfig | None = None, **overrides):
+                 config: DPOConfig | None = None, progress: bool = True, **overrides):
     """Direct Preference Optimization (Rafailov et al. 2023, eq. 7) of a copy of world.base
     (also the reference π_ref) on `pairs`: (chosen, rejected) LongTensors [n, length], or
     (a, b, P(a ≻ b)) with soft Bradley-Terry labels (see `preference_pairs`).
@@ -310,7 +313,7 @@ def dpo_finetune(world, pairs, beta, *, target: torch.Tensor | None = None,
     Full batch: log π_θ of every sequence in one pass, then the pairs are looked up.
     `target` (log-probs [N], e.g. `tilt(world.log_prob(), r, beta)`) adds KL(π_θ ‖ target) to
     the history. Returns (policy, history) with per step: step, loss, accuracy (fraction of
-    pairs ranked as labelled), kl_base, kl_target (if target), seconds.
+    pairs ranked as labelled; a tie counts half), kl_base, kl_target (if target), seconds.
     """
     cfg = replace(config or DPOConfig(), **overrides)
     beta = check_beta(beta)
@@ -329,13 +332,14 @@ def dpo_finetune(world, pairs, beta, *, target: torch.Tensor | None = None,
         p.requires_grad_(True)
     opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     history, t0 = [], time.perf_counter()
-    with one_thread():
+    with one_thread(), _bar(cfg.steps, "DPO on the toy world", progress) as bar:
         for step in range(cfg.steps + 1):
             logp = world.log_prob(policy, grad=True)                    # N
             h = logp - logp_ref                                         # N
             loss = dpo_loss(h[ia], h[ib], beta, p_a)
             with torch.no_grad():
-                right = (h[ia] > h[ib]).double()                        # pairs
+                # a tie counts half: at step 0 (π_θ = π_ref) every pair ties, accuracy 0.5
+                right = (h[ia] > h[ib]).double() + 0.5 * (h[ia] == h[ib]).double()  # pairs
                 if p_a is not None:               # expected agreement with the soft labels
                     right = right * p_a + (1 - right) * (1 - p_a)
                 acc = right.mean()
@@ -346,14 +350,15 @@ def dpo_finetune(world, pairs, beta, *, target: torch.Tensor | None = None,
                 history.append(row)
             if step == cfg.steps:
                 break
+            bar.update()
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return _freeze(policy), history
+    return freeze(policy), history
 
 
-def _freeze(model):
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
+def _bar(total: int, desc: str, show: bool):
+    """A tqdm.auto progress bar that disappears when done (a notebook runs many trainers)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", leave=False, disable=not show)

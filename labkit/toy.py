@@ -25,9 +25,12 @@ The world is made in three steps, deterministically from `seed`:
     lm = world.as_lm()             # the same model through the LM interface (lk.next_token...)
 
 Token ids: the words are ids 0 .. V-1 (so a row of `sequences()` *is* its token ids), then
-<s> (BOS), </s> (EOS) and <unk>. π(x_1) is the next-token distribution after <s> alone;
-log π(x) renormalises each step over the V words (the trained model gives the specials
-~1e-4 there anyway), so that Σ_x π(x) = 1 exactly over the enumerated sequences.
+<s> (BOS), </s> (EOS) and <unk>. π(x_1) is the next-token distribution after <s> alone.
+The model's forward (`ToyLlama`) masks what the world forbids: inside a sequence only the
+V words (no </s>, no <unk>, no <s>), after the last word only </s>. So the model's two views
+are one distribution however it is trained -- Σ_x π(x) = 1 exactly over the enumerated
+sequences, and sampling it token by token (`lk.generate` on `as_lm()`) draws from exactly
+the `log_prob` it reports, even after a fine-tune has pushed the specials' raw logits up.
 
 References: the tiny transformer is Llama's architecture (Touvron et al. 2023); the
 enumerable world follows Korbak, Perez & Buckley 2022 ("RL with KL penalties is better
@@ -47,6 +50,10 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+
+from .dist import Distribution, seq_logprob
+from .models import LM, freeze
+from .validate import whole
 
 WEATHER = ("sun", "cloud", "rain", "wind", "snow", "fog")
 MAX_SEQUENCES = 100_000      # beyond this one forward pass over every sequence gets slow
@@ -134,13 +141,14 @@ class ToyWorld:
                 self._base_logp = self.log_prob(self.base, grad=False)
             return self._base_logp.clone()
         model = self.base if model is None else model
-        with torch.set_grad_enabled(grad), one_thread():
-            return seq_logprobs(model, self.sequences(), self.bos_id, len(self.vocab))
+        seqs = self.sequences().to(_device(model))
+        ids = torch.cat([seqs.new_full((seqs.shape[0], 1), self.bos_id), seqs], dim=1)  # N L+1
+        with one_thread():
+            return seq_logprob(model, ids, 1, grad=grad, dtype=torch.float64).cpu()
 
     def sample(self, n: int, model=None, seed: int | None = None) -> torch.Tensor:
         """n sequences drawn from π (exactly: from the enumerated distribution) -> [n, length]."""
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a whole number ≥ 1, got {n!r}")
+        n = whole("n", n, low=1)
         gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
         probs = self.log_prob(model).exp()
         rows = torch.multinomial(probs, n, replacement=True, generator=gen)
@@ -167,8 +175,6 @@ class ToyWorld:
     def next_token(self, prefix: str = "", model=None):
         """π(x_{t+1} | prefix) over the words as a `labkit.dist.Distribution`; unlike
         `lk.next_token`, an empty prefix is allowed (the distribution of the first word)."""
-        from .dist import Distribution
-
         ids = self.encode(prefix)
         if len(ids) >= self.length:
             raise ValueError(f"the prefix has {len(ids)} words; a sequence has only "
@@ -177,13 +183,12 @@ class ToyWorld:
         inp = torch.cat([torch.tensor([self.bos_id]), ids])[None]       # 1 seq
         with torch.no_grad():
             logits = model(input_ids=inp.to(_device(model))).logits[0, -1, :len(self.vocab)]
+        # (the forward masks the specials inside a sequence: these are the words' logits)
         return Distribution.from_logits(logits.cpu(), self.tokenizer, context=inp)
 
     def as_lm(self, device=None, model=None):
         """The world's model (default a copy of `.base`, so fine-tuning it never changes the
         world) as a `labkit.models.LM`, for `lk.next_token`, `lk.generate`, the widgets."""
-        from .models import LM
-
         model = copy.deepcopy(self.base if model is None else model)
         model = model.to(device or "cpu").eval()
         return LM(model=model, tokenizer=self.tokenizer, name="toy")
@@ -208,21 +213,6 @@ def enumerate_sequences(n_words: int, length: int) -> torch.Tensor:
 
 def _device(model) -> torch.device:
     return next(model.parameters()).device
-
-
-def seq_logprobs(model, seqs: torch.Tensor, bos_id: int, n_words: int) -> torch.Tensor:
-    """log π(x) = Σ_t log softmax(z_t)[x_t] over the `n_words` words, for every row of
-    seqs [n, length] in one forward pass (teacher forcing) -> [n] float64.
-
-    Naive version: for each sequence, for each t, run the model on <s> x_<t and read off
-    the probability of x_t -- n × length forward passes instead of one.
-    """
-    n = seqs.shape[0]
-    seqs = seqs.to(_device(model))
-    inp = torch.cat([seqs.new_full((n, 1), bos_id), seqs[:, :-1]], dim=1)   # n length
-    logits = model(input_ids=inp).logits[..., :n_words].double()            # n length words
-    logp = logits.log_softmax(-1).gather(-1, seqs[..., None]).squeeze(-1)   # n length
-    return logp.sum(-1).cpu()
 
 
 def make_tokenizer(vocab: list[str]):
@@ -251,9 +241,10 @@ class ToyConfig:
     lr: float = 1e-2            # full batch, tiny model: a large step is stable
 
 
-def build_model(n_words: int, cfg: ToyConfig, seed: int):
-    """A fresh tiny Llama over n_words + 3 specials, initialised from `seed`."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+def build_model(n_words: int, cfg: ToyConfig, seed: int, length: int = 64):
+    """A fresh tiny Llama (`ToyLlama`) over n_words + 3 specials for sequences of `length`
+    words, initialised from `seed`."""
+    from transformers import LlamaConfig
 
     config = LlamaConfig(vocab_size=n_words + 3, hidden_size=cfg.hidden,
                          intermediate_size=2 * cfg.hidden, num_hidden_layers=cfg.layers,
@@ -261,9 +252,56 @@ def build_model(n_words: int, cfg: ToyConfig, seed: int):
                          max_position_embeddings=64, tie_word_embeddings=False,
                          bos_token_id=n_words, eos_token_id=n_words + 1,
                          pad_token_id=n_words + 1)
+    config.toy_words, config.toy_length = n_words, length
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return LlamaForCausalLM(config)
+        return _toy_llama_class()(config)
+
+
+@functools.lru_cache(maxsize=1)
+def _toy_llama_class():
+    """`ToyLlama`, defined on first use so that importing labkit.toy stays light."""
+    from transformers import LlamaForCausalLM
+
+    class ToyLlama(LlamaForCausalLM):
+        """transformers' Llama whose logits obey the world: position p of the input (p = 0
+        is <s>) predicts token p + 1, which must be a word while p < length and </s> after
+        the last word. Everything else gets -inf, so no training can make the model leave
+        the world (its losses never see the specials, so nothing else would hold them down).
+        Positions come from `cache_position`, else `position_ids`, else the cache's length;
+        inputs start with <s> and are not left-padded (the toy world never pads)."""
+
+        def forward(self, input_ids=None, **kwargs):
+            pos = _positions(input_ids, kwargs)         # before the cache grows: batch seq
+            out = super().forward(input_ids=input_ids, **kwargs)
+            pos = pos[..., -out.logits.shape[1]:]                         # batch kept
+            out.logits = out.logits + world_mask(pos, self.config.toy_words,
+                                                 self.config.toy_length,
+                                                 out.logits.shape[-1]).to(out.logits.dtype)
+            return out
+
+    ToyLlama.__qualname__ = ToyLlama.__name__ = "ToyLlama"
+    return ToyLlama
+
+
+def _positions(input_ids, kwargs) -> torch.Tensor:
+    """Absolute positions [batch or 1, seq] of the input tokens."""
+    if kwargs.get("cache_position") is not None:
+        return kwargs["cache_position"][None]
+    if kwargs.get("position_ids") is not None:
+        return kwargs["position_ids"]
+    cache = kwargs.get("cache", kwargs.get("past_key_values"))
+    start = cache.get_seq_length() if cache is not None else 0
+    return torch.arange(start, start + input_ids.shape[1], device=input_ids.device)[None]
+
+
+def world_mask(pos: torch.Tensor, n_words: int, length: int, vocab: int) -> torch.Tensor:
+    """0 where the toy world allows a token after the input at position `pos` [..., seq], -inf
+    elsewhere -> [..., seq, vocab]: a word while pos < length, else only </s> (id n_words + 1)."""
+    ids = torch.arange(vocab, device=pos.device)                          # vocab
+    inside = pos[..., None] < length                                      # ... seq 1
+    allowed = torch.where(inside, ids < n_words, ids == n_words + 1)      # ... seq vocab
+    return torch.zeros(allowed.shape, device=pos.device).masked_fill(~allowed, float("-inf"))
 
 
 @contextlib.contextmanager
@@ -289,9 +327,12 @@ def train_base(model, corpus: torch.Tensor, n_words: int, cfg: ToyConfig) -> lis
     target = torch.cat([seqs, seqs.new_full((n, 1), eos)], dim=1)       # distinct length+1
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
+    from tqdm.auto import tqdm
+
     history, t0 = [], time.perf_counter()
     model.train()
-    for step in range(cfg.steps):
+    for step in tqdm(range(cfg.steps), desc="training the toy world's model", unit="step",
+                     leave=False, disable=cfg.steps < 50):
         logits = model(input_ids=inp).logits                           # distinct length+1 vocab
         nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target,
                                                 reduction="none").sum(-1)   # distinct
@@ -301,9 +342,7 @@ def train_base(model, corpus: torch.Tensor, n_words: int, cfg: ToyConfig) -> lis
         opt.step()
         sched.step()
         history.append({"step": step, "loss": loss.item(), "seconds": time.perf_counter() - t0})
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
+    freeze(model)
     return history
 
 
@@ -325,8 +364,7 @@ def make_world(seed: int = 0, *, vocab=WEATHER, length: int = 4, **config) -> To
            or w.startswith("<")]
     if bad:
         raise ValueError(f"each word must be a non-empty string without spaces or '<', got {bad}")
-    if not isinstance(length, int) or length < 1:
-        raise ValueError(f"length must be a whole number ≥ 1, got {length!r}")
+    length = whole("length", length, low=1)
     if len(vocab) ** length > MAX_SEQUENCES:
         raise ValueError(
             f"a world of {len(vocab)} words × length {length} has {len(vocab) ** length:,} "
@@ -354,57 +392,8 @@ def _make_world(seed: int, vocab: tuple, length: int, config: tuple) -> ToyWorld
     p = grammar.log_prob(seqs).exp()                                    # N
     gen = torch.Generator().manual_seed(seed)
     corpus = seqs[torch.multinomial(p.float(), cfg.corpus_size, replacement=True, generator=gen)]
-    model = build_model(len(vocab), cfg, seed)
+    model = build_model(len(vocab), cfg, seed, length)
     with one_thread():
         history = train_base(model, corpus, len(vocab), cfg)
     return ToyWorld(list(vocab), length, model, make_tokenizer(list(vocab)), grammar, corpus,
                     history)
-
-
-# --- plots and panels tied to the toy world (plotly; imported on first use) ---------------
-
-
-def figure_sequences(world, dists: dict, k: int = 12, order_by: str | None = None):
-    """Grouped bars: the probability of the k most likely sequences (under `order_by`, default
-    the first of `dists`) in each distribution of `dists` {name: log-probs [N]} -> go.Figure."""
-    import plotly.graph_objects as go
-
-    order_by = order_by or next(iter(dists))
-    rows = dists[order_by].topk(min(k, world.n_sequences)).indices
-    labels = [world.text(s) for s in world.sequences()[rows]]
-    fig = go.Figure([go.Bar(name=name, x=labels, y=lp.exp()[rows].tolist())
-                     for name, lp in dists.items()])
-    fig.update_layout(barmode="group", yaxis_title="probability", height=360,
-                      margin=dict(l=40, r=10, t=40, b=80), legend=dict(orientation="h", y=1.12))
-    return fig
-
-
-def slider_panel(world, make_dists, slider, k: int = 12, order_by: str | None = None):
-    """A slider above `figure_sequences`: moving it calls the pure `make_dists(value)` ->
-    {name: log-probs [N]} and updates the bars in place (the sequences shown stay fixed, so
-    the eye sees mass move). Errors go to the panel's Output; `panel.last` holds the last
-    dists. Returns the ipywidgets VBox (with `.figure`, `.slider`, `.output`, `.last`)."""
-    import ipywidgets as widgets
-    import plotly.graph_objects as go
-
-    first = make_dists(slider.value)
-    order_by = order_by or next(iter(first))
-    rows = first[order_by].topk(min(k, world.n_sequences)).indices
-    fig = go.FigureWidget(figure_sequences(world, first, k, order_by))
-    output = widgets.Output()
-    panel = widgets.VBox([slider, fig, output])
-    panel.figure, panel.slider, panel.output, panel.last = fig, slider, output, first
-
-    def update(change):
-        output.clear_output()
-        try:
-            dists = make_dists(change["new"])
-            with fig.batch_update():
-                for trace, lp in zip(fig.data, dists.values()):
-                    trace.y = lp.exp()[rows].tolist()
-            panel.last = dists
-        except Exception as e:  # show the learner what went wrong, keep the panel alive
-            output.append_stdout(f"⚠️ {type(e).__name__}: {e}\n")
-
-    slider.observe(update, names="value")
-    return panel

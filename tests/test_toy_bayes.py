@@ -1,11 +1,12 @@
 """labkit.toy and labkit.bayes: the exact toy world and the conditioning math of notebook 01."""
+import copy
 import math
 
 import pytest
 import torch
 
 import labkit as lk
-from labkit import bayes, checks, toy
+from labkit import bayes, toy
 
 
 @pytest.fixture(scope="module")
@@ -231,60 +232,82 @@ def test_dpo_hard_labels_and_bad_input(small):
         bayes.dpo_finetune(small, chosen, 1.0)
 
 
-# --- the learner checks ----------------------------------------------------------------------
+# --- the toy world's two views stay one distribution --------------------------------------
 
 
-def test_checks_pass_the_reference(capsys):
-    assert checks.check_tilt(bayes.tilt)
-    assert checks.check_kl_reward(bayes.kl_penalised_reward)
-    assert capsys.readouterr().out.count("✅") == 2
+def _distorted(world):
+    """A copy of the base whose *raw* logits now favour </s> and <unk> inside a sequence and
+    which prefers snow: what an unconstrained fine-tune can do, since the world's losses
+    never look at the specials."""
+    from transformers import LlamaForCausalLM
+
+    policy = copy.deepcopy(world.base).train().requires_grad_(True)
+    opt = torch.optim.Adam(policy.parameters(), lr=3e-2)
+    inp = torch.cat([torch.full((1, 1), world.bos_id), world.encode("snow snow snow")[None]], 1)
+    V = len(world.vocab)
+    for _ in range(30):
+        raw = LlamaForCausalLM.forward(policy, input_ids=inp).logits     # no world mask: 1 L vocab
+        loss = -raw[0, :, V + 1:].mean() + torch.nn.functional.cross_entropy(
+            raw[0, :-1, :V], inp[0, 1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    policy = lk.models.freeze(policy)
+    raw = LlamaForCausalLM.forward(policy, input_ids=inp).logits[0, :-1]
+    assert (raw[:, V + 1:].max(-1).values > raw[:, :V].max(-1).values).all()   # distorted
+    return policy
 
 
-def test_checks_name_the_mistake(capsys):
-    def not_normalised(logp, reward, beta):
-        return logp + reward / beta
-
-    def times_beta(logp, reward, beta):
-        return torch.log_softmax(logp + reward * beta, 0)
-
-    def wrong_sign(reward, logp, logp_ref, beta):
-        return reward + beta * (logp - logp_ref)
-
-    def todo(*args):
-        raise NotImplementedError
-
-    assert not checks.check_tilt(not_normalised)
-    assert "log Z" in capsys.readouterr().out
-    assert not checks.check_tilt(times_beta)
-    assert "divide by β" in capsys.readouterr().out
-    assert not checks.check_kl_reward(wrong_sign)
-    assert "wrong sign" in capsys.readouterr().out
-    assert not checks.check_tilt(todo) and not checks.check_kl_reward(todo)
-    assert capsys.readouterr().out.count("not attempted yet") == 2
-
-
-# --- the slider panel (widget layer) ---------------------------------------------------------
+def test_sampling_the_lm_matches_log_prob_after_a_distorting_fine_tune(world):
+    policy = _distorted(world)
+    lm = world.as_lm(model=policy)
+    logp = world.log_prob(policy)
+    assert abs(float(logp.exp().sum()) - 1) < 1e-9
+    # 20,000 sequences drawn token by token through the LM (batched, transformers' sampler)
+    start = torch.full((20_000, 1), world.bos_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        out = lm.model.generate(start, attention_mask=torch.ones_like(start), do_sample=True,
+                                max_new_tokens=world.length + 1, pad_token_id=world.bos_id + 1,
+                                eos_token_id=world.bos_id + 1, top_k=None, top_p=None)
+    words, end = out[:, 1:1 + world.length], out[:, 1 + world.length]
+    assert bool((words < len(world.vocab)).all()) and bool((end == world.bos_id + 1).all())
+    freq = torch.bincount(world.index(words), minlength=world.n_sequences).double() / 20_000
+    assert 0.5 * float((freq - logp.exp()).abs().sum()) < 0.05          # total variation
+    # and through the lab's own loop: always exactly `length` words, then it stops
+    for seed in range(20):
+        text = lk.generate(lm, "snow", max_new_tokens=10, seed=seed)
+        assert len(text.split()) == world.length - 1 and set(text.split()) <= set(world.vocab)
 
 
-@pytest.mark.widgets
-def test_slider_panel_updates_and_shows_errors(world):
-    import ipywidgets as widgets
+def test_the_world_mask_allows_words_inside_and_only_eos_after():
+    mask = toy.world_mask(torch.arange(6), n_words=3, length=4, vocab=6)   # 6 positions
+    allowed = torch.isfinite(mask)
+    assert allowed[:4].tolist() == [[True, True, True, False, False, False]] * 4
+    assert allowed[4:].tolist() == [[False, False, False, False, True, False]] * 2
 
-    logp = world.log_prob()
-    reward = bayes.world_reward(world, lambda x: (x == 2).double().sum(-1))
 
-    def make(beta):
-        if beta > 5:
-            raise ValueError("too hot")
-        return {"base": logp, "tilt": bayes.tilt(logp, reward, beta)}
+def test_dpo_accuracy_counts_ties_as_half_so_step_0_reads_one_half(world):
+    reward_fn = lambda s: (s == world.vocab.index("rain")).double().sum(-1)   # noqa: E731
+    for labels in ("hard", "soft"):
+        pairs = bayes.preference_pairs(world, reward_fn, 64, seed=3, labels=labels)
+        _, history = bayes.dpo_finetune(world, pairs, 1.0, steps=1)
+        assert history[0]["accuracy"] == pytest.approx(0.5)              # π_θ = π_ref: all ties
 
-    slider = widgets.FloatSlider(value=1.0, min=0.1, max=10, continuous_update=False)
-    panel = toy.slider_panel(world, make, slider, k=5)
-    before = list(panel.figure.data[1].y)
-    slider.value = 0.2
-    assert list(panel.figure.data[1].y) != before
-    assert torch.equal(panel.last["tilt"], bayes.tilt(logp, reward, 0.2))
-    slider.value = 8.0                                                  # the callback fails
-    assert torch.equal(panel.last["tilt"], bayes.tilt(logp, reward, 0.2))   # kept the last good
-    shown = "".join(o.get("text", "") for o in panel.output.outputs)
-    assert "too hot" in shown
+
+def test_match_reward_refuses_bad_positions_and_word_ids(world):
+    snow = world.vocab.index("snow")
+    with pytest.raises(ValueError, match="vocab.index"):
+        bayes.match_reward({0: "snow"}, 2.0)
+    with pytest.raises(ValueError, match="whole number"):
+        bayes.match_reward({-1: snow}, 2.0)
+    with pytest.raises(ValueError, match="whole number"):
+        bayes.match_reward({0: 1.5}, 2.0)
+    with pytest.raises(ValueError, match="non-empty"):
+        bayes.match_reward({}, 2.0)
+    with pytest.raises(ValueError, match="condition"):
+        bayes.match_reward({0: snow}, float("inf"))
+    with pytest.raises(ValueError, match="past the end"):
+        bayes.match_reward({world.length: snow}, 2.0)(world.sequences())
+    r = bayes.match_reward({0: snow, 3: torch.tensor(snow)}, 2.0)(world.sequences())
+    assert float(r.max()) == 4.0 and r.shape == (world.n_sequences,)
