@@ -9,118 +9,75 @@ Inference"; Willard & Louf 2023, "Efficient Guided Generation for LLMs", arXiv:2
 Every constraint here is a *character-level automaton* (`initial`, `advance(state, ch)`,
 `accepts(state)`); `TokenPool` turns it into a transformers `LogitsProcessor`:
 
-* the allowed tokens in a state are found by walking a trie of the vocabulary's token texts
-  (built once per tokenizer, `vocabulary`) together with the automaton, pruning a branch as
-  soon as the automaton dies -- so leading spaces, a token that straddles the end of an
-  option ("Paris" + "," in one token) and the several tokenizations of one string are all
-  handled at the level of characters, where they are no problem;
+* the allowed tokens in a state are found by walking a `Trie` of the vocabulary's token texts
+  (what each token writes mid-text, built once per tokenizer, `vocabulary`) together with the
+  automaton, pruning a branch as soon as the automaton dies -- so leading spaces, a token that
+  straddles the end of an option ("Paris" + "," in one token) and the several tokenizations
+  of one string are all handled at the level of characters, where they are no problem;
 * end-of-sequence is allowed only in an accepting state, so `lk.generate` stops exactly when
   the text is complete; each state's mask is computed once and cached;
+* out of tokens before the text is complete, the pool *raises* `Incomplete` (`finish`, which
+  `lk.generate` calls when the budget ran out) -- the choice made here, rather than steering
+  the text to a completion before the budget ends (that needs each state's shortest completion
+  and bends the distribution further); a truncated text is never returned as valid;
 * `end="\\n"` lets a raw-prompt answer close with a newline token as well as with end-of-sequence
   (after it only end-of-sequence is allowed); `is_complete` accepts the text with or without it;
-* the processor reads only the generated part of `input_ids`: it records the prompt length at
-  the first call and starts afresh whenever the ids are not the previous ones plus one token,
-  so one instance can serve many `lk.generate` calls (`reset()` forces it).
+* the processor reads only the generated part of `input_ids`. `lk.generate` calls `reset()` at
+  the start of every call: the next call's ids are the prompt, each later call adds one token.
+  For callers that never reset (transformers' own `model.generate`) it guesses: ids that are
+  not the previous call's plus one token start a new generation -- so there a new prompt equal
+  to the last context plus one token would be read as a continuation (call `reset()` first);
+* a model may have more logits than its tokenizer has tokens (Qwen2, Phi-3 pad the embedding
+  matrix): those extra tokens have no text and are always masked.
 
 Naive version, used by the tests as the reference::
 
     allowed = [t for t in vocab if is_prefix_of_valid(text_so_far + text(t))]
 
 Controls: `Allowed` (a fixed set of ids), `OneOf` (exactly one of some strings), `Quote` (a
-contiguous span of a source), `Regex` (a full match of a Python regular expression; Thompson
-1968's construction, determinised lazily), `Catalogue` (free text, but after "[" one title from
-a list, then "]"). `generate_constrained` calls `lk.generate` and raises `Incomplete` when the
-text is not complete within `max_new_tokens` -- a truncated output is never returned as valid.
-For the notebook: `allowed_mass` (the model's mass Z on the allowed set), `restrict` (one step,
-the pure function) and `pool_panel` (its widget), `mask_figure` (the mask at each step).
+contiguous span of a source), `Regex` (a full match of a Python regular expression, through
+`labkit.regex`'s automaton), `Catalogue` (free text, but after "[" one title from a list, then
+"]"). `generate_constrained` is `lk.generate` with the pool first. For the notebook:
+`allowed_mass` (the model's mass Z on the allowed set), `restrict` (one step, the pure function).
 
 Known limit, kept on purpose: the mask is local, so sampling follows π(x_t | x_<t, valid prefix),
 not the exact conditional π(x | x valid) of notebook 01 -- that would need look-ahead or
 reweighting whole sequences (e.g. sequential Monte Carlo, Lew et al. 2023).
 
-Left out on purpose: JSON schema (compile it to a regex, or use outlines-core / llguidance),
-regex flags, lookaround and backreferences (not regular); tokens that are only part of a UTF-8
-character (byte-fallback pieces of CJK text) are never allowed, and a constraint that would
-need one is refused at construction. The regex engine is ~80 lines on top of Python's own
-regex parser (`re._parser`), so no new dependency and Python's exact syntax.
+Left out on purpose: JSON schema (compile it to a regex, or use outlines-core / llguidance);
+tokens that are only part of a UTF-8 character (byte-fallback pieces such as <0xE2>) are never
+allowed, and a constraint that would need one is refused at construction.
 """
 from __future__ import annotations
 
-import gc
 import math
 import re
 
-try:                                   # Python's own regex parser (3.11+; sre_parse before)
-    import re._constants as C
-    import re._parser as P
-except ImportError:                    # pragma: no cover
-    import sre_constants as C
-    import sre_parse as P
-
 import torch
 from transformers import LogitsProcessor
+
+from .decoding import generate
+from .regex import NFA
+from .vocab import Trie, Vocabulary, vocabulary  # noqa: F401  (Vocabulary: re-exported)
 
 _DONE = "<done>"          # the state after end-of-sequence (model.generate pads with it)
 
 
 class Incomplete(RuntimeError):
-    """The constrained text was not complete within max_new_tokens."""
+    """The constrained text was not complete within max_new_tokens (`.text`: what was written)."""
+
+    def __init__(self, message: str, text: str = "", max_new_tokens: int | None = None):
+        super().__init__(message)
+        self.text, self.max_new_tokens = text, max_new_tokens
 
 
-# --- the vocabulary, once per tokenizer ---------------------------------------------------
-
-
-class Vocabulary:
-    """The text of every token and a character trie over them; special tokens and pieces of a
-    UTF-8 character have no text (None) and are never allowed."""
-
-    def __init__(self, tokenizer):
-        special = set(tokenizer.all_special_ids) | {
-            i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items() if t.special}
-        self.size = len(tokenizer)
-        self.eos_id = tokenizer.eos_token_id
-        self.texts: list[str | None] = []
-        self.root: list = [{}, []]                         # node = [children by char, token ids]
-        for i, text in enumerate(_decode_each(tokenizer, self.size)):
-            text = None if i in special else text
-            if not text or "\ufffd" in text:
-                text = None
-            self.texts.append(text)
-            if text is not None:
-                node = self.root
-                for ch in text:
-                    child = node[0].get(ch)
-                    if child is None:
-                        child = node[0][ch] = [{}, []]
-                    node = child
-                node[1].append(i)
-        self.single_chars = {ch for ch, node in self.root[0].items() if node[1]}  # whole tokens
-
-
-def _decode_each(tokenizer, n: int) -> list[str]:
-    """decode([i]) for every id; through the Rust backend in one batch when there is one (10x
-    faster than 49k Python calls), else one by one."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None and not getattr(tokenizer, "clean_up_tokenization_spaces", True):
-        return backend.decode_batch([[i] for i in range(n)], skip_special_tokens=False)
-    return [tokenizer.decode([i]) for i in range(n)]
-
-
-_VOCABS: dict[int, tuple[object, Vocabulary]] = {}
-
-
-def vocabulary(tokenizer) -> Vocabulary:
-    """The `Vocabulary` of `tokenizer`, built on first use (~0.5 s for 49k tokens) and cached."""
-    hit = _VOCABS.get(id(tokenizer))
-    if hit is None or hit[0] is not tokenizer:
-        enabled = gc.isenabled()
-        gc.disable()              # ~300k small objects: the collector would rescan them all
-        try:
-            hit = _VOCABS[id(tokenizer)] = (tokenizer, Vocabulary(tokenizer))
-        finally:
-            if enabled:
-                gc.enable()
-    return hit[1]
+def _fit(removed: torch.Tensor, n: int) -> torch.Tensor:
+    """removed [..., vocab] cut, or padded with True (removed), to n columns: the model's logits
+    may outnumber the tokenizer's tokens (padded embeddings), and those extra ids write nothing."""
+    extra = n - removed.shape[-1]
+    if extra > 0:
+        removed = torch.cat([removed, removed.new_ones(*removed.shape[:-1], extra)], dim=-1)
+    return removed[..., :n]
 
 
 # --- the plain pool -------------------------------------------------------------------------
@@ -158,7 +115,9 @@ class Allowed(LogitsProcessor):
 
 class TokenPool(LogitsProcessor):
     """Base class: a character automaton (subclasses define `initial`, `advance`, `accepts`)
-    turned into a LogitsProcessor that allows exactly the tokens that keep it alive."""
+    turned into a LogitsProcessor that allows exactly the tokens that keep it alive. When the
+    token budget runs out first, `finish` raises `Incomplete` (the choice made: an error, not a
+    text steered to an early end, and never a truncated text passed off as valid)."""
 
     def __init__(self, tokenizer, end: str | None = None):
         self.vocab = vocabulary(tokenizer)
@@ -190,12 +149,8 @@ class TokenPool(LogitsProcessor):
         return state
 
     def _ids_of(self, text: str) -> list[int]:
-        node = self.vocab.root
-        for ch in text:
-            node = node[0].get(ch)
-            if node is None:
-                return []
-        return list(node[1])
+        node = self.vocab.trie.find(text)
+        return [] if node is None else list(self.vocab.trie.values[node])
 
     def is_complete(self, text: str) -> bool:
         """True if `text` is a whole valid output (followed by `end`, if one was given)."""
@@ -208,18 +163,29 @@ class TokenPool(LogitsProcessor):
         """True if `text` can still be continued into a valid output."""
         return self.feed(self.initial(), text) is not None
 
+    def finish(self, text: str, *, max_new_tokens: int) -> None:
+        """Called by `lk.generate` when it ran out of tokens: raises `Incomplete` unless the
+        generated `text` is a whole valid output."""
+        if self.is_complete(text):
+            return
+        raise Incomplete(f"{self!r} was not complete after max_new_tokens={max_new_tokens} "
+                         f"tokens: it wrote {text!r}, only the start of a valid output. Raise "
+                         "max_new_tokens -- a truncated text is not a valid output",
+                         text, max_new_tokens)
+
     def allowed_ids(self, state) -> list[int]:
         """The tokens allowed in `state`: a walk over the vocabulary trie with the automaton."""
         if state == _DONE:
             return [self.vocab.eos_id]
-        out, stack = [], [(self.vocab.root, state)]
+        children, values = self.vocab.trie.children, self.vocab.trie.values
+        out, stack = [], [(0, state)]
         while stack:
             node, s = stack.pop()
-            for ch, child in node[0].items():
+            for ch, child in children[node].items():
                 s2 = self.advance(s, ch)
                 if s2 is not None:
-                    out.extend(child[1])
-                    if child[0]:
+                    out.extend(values[child])
+                    if children[child]:
                         stack.append((child, s2))
         if self.accepts(state):
             out.extend(self._end_ids)
@@ -253,7 +219,8 @@ class TokenPool(LogitsProcessor):
         return self._after[key]
 
     def reset(self) -> None:
-        """Forget the current generation: the next call starts a new one."""
+        """Forget the current generation: the next call's input_ids are a new prompt
+        (`lk.generate` calls this at the start of every call)."""
         self._last, self._states = None, None
 
     def __call__(self, input_ids, scores):
@@ -265,14 +232,11 @@ class TokenPool(LogitsProcessor):
             if any(s is None for s in states):
                 raise ValueError(f"{self!r} was given a token it does not allow: is one instance "
                                  "serving two generations at once? Use one per generation")
-        else:                                  # a new generation: read only what follows
+        else:          # after reset(), or (model.generate) ids that do not continue the last
             states = [self.initial()] * input_ids.shape[0]
         self._last, self._states = input_ids.cpu().clone(), states
-        removed = torch.stack([self.removed(s) for s in states]).to(scores.device)
-        if removed.shape[-1] < scores.shape[-1]:            # model rows beyond the tokenizer
-            pad = removed.new_ones(removed.shape[0], scores.shape[-1] - removed.shape[-1])
-            removed = torch.cat([removed, pad], dim=-1)
-        return scores.masked_fill(removed[:, :scores.shape[-1]], -math.inf)
+        removed = torch.stack([self.removed(s) for s in states])        # batch vocab
+        return scores.masked_fill(_fit(removed, scores.shape[-1]).to(scores.device), -math.inf)
 
     def _check_chars(self, text: str, what: str) -> None:
         missing = sorted({ch for ch in text if ch not in self.vocab.single_chars})
@@ -282,24 +246,6 @@ class TokenPool(LogitsProcessor):
 
 
 # --- exactly one of some strings ------------------------------------------------------------
-
-
-class _Trie:
-    """A character trie over strings: node ids are ints, 0 is the root."""
-
-    def __init__(self, strings):
-        self.children: list[dict[str, int]] = [{}]
-        self.final: list[bool] = [False]
-        for s in strings:
-            node = 0
-            for ch in s:
-                nxt = self.children[node].get(ch)
-                if nxt is None:
-                    nxt = self.children[node][ch] = len(self.children)
-                    self.children.append({})
-                    self.final.append(False)
-                node = nxt
-            self.final[node] = True
 
 
 def _strings(items, what: str) -> list[str]:
@@ -316,14 +262,14 @@ def _strings(items, what: str) -> list[str]:
 
 class OneOf(TokenPool):
     """The output is exactly one of `options` (mind the leading space: " positive" is what a
-    model writes after "Sentiment:")."""
+    model writes after "Sentiment:"). A state is a node of the options' `Trie`."""
 
     def __init__(self, tokenizer, options, *, end: str | None = None):
         super().__init__(tokenizer, end)
         self.options = _strings(options, "option")
         for s in self.options:
             self._check_chars(s, f"the option {s!r}")
-        self.trie = _Trie(self.options)
+        self.trie = Trie((s, i) for i, s in enumerate(self.options))
 
     def initial(self):
         return 0
@@ -332,7 +278,7 @@ class OneOf(TokenPool):
         return self.trie.children[state].get(ch)
 
     def accepts(self, state):
-        return self.trie.final[state]
+        return bool(self.trie.values[state])
 
     def __repr__(self):
         return f"OneOf({self.options!r})"
@@ -381,157 +327,35 @@ class Quote(TokenPool):
 
 # --- a regular expression -----------------------------------------------------------------------
 
-_CATEGORY = {getattr(C, name): re.compile(pat).fullmatch for name, pat in [
-    ("CATEGORY_DIGIT", r"\d"), ("CATEGORY_NOT_DIGIT", r"\D"), ("CATEGORY_SPACE", r"\s"),
-    ("CATEGORY_NOT_SPACE", r"\S"), ("CATEGORY_WORD", r"\w"), ("CATEGORY_NOT_WORD", r"\W")]}
-_UNSUPPORTED = {C.GROUPREF: "a backreference (\\1)", C.GROUPREF_EXISTS: "a conditional group",
-                C.ASSERT: "a lookahead or lookbehind", C.ASSERT_NOT: "a lookahead or lookbehind",
-                getattr(C, "ATOMIC_GROUP", None): "an atomic group",
-                getattr(C, "POSSESSIVE_REPEAT", None): "a possessive quantifier"}
-MAX_REPEAT = 100     # {m,n} is unrolled: beyond this the automaton would get needlessly big
 
-
-def _charset(items):
-    """A predicate ch -> bool for an IN item of Python's regex parser."""
-    negate = bool(items) and items[0][0] is C.NEGATE
-    tests = []
-    for op, av in items[1:] if negate else items:
-        if op is C.LITERAL:
-            tests.append(lambda ch, c=chr(av): ch == c)
-        elif op is C.RANGE:
-            tests.append(lambda ch, lo=av[0], hi=av[1]: lo <= ord(ch) <= hi)
-        elif op is C.CATEGORY and av in _CATEGORY:
-            tests.append(lambda ch, f=_CATEGORY[av]: f(ch) is not None)
-        else:
-            raise ValueError(f"unsupported feature in a character class: {op} {av}")
-    return lambda ch: any(t(ch) for t in tests) != negate
-
-
-class _NFA:
-    """Thompson's construction from the parse tree of Python's own regex parser."""
-
-    def __init__(self, pattern: str):
-        try:
-            parsed = P.parse(pattern)
-        except re.error as e:
-            raise ValueError(f"the pattern {pattern!r} is not a valid regular expression: {e}")
-        flags = (parsed.state if hasattr(parsed, "state") else parsed.pattern).flags
-        if flags & (re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE):
-            raise ValueError("unsupported feature: inline flags such as (?i) -- spell the "
-                             "cases out, e.g. [Aa]")
-        self.eps: list[list[int]] = []
-        self.edges: list[list[tuple]] = []      # (predicate, target)
-        items = list(parsed)
-        if items and items[0] == (C.AT, C.AT_BEGINNING):
-            items = items[1:]
-        if items and items[-1][0] is C.AT and items[-1][1] in (C.AT_END, C.AT_END_STRING):
-            items = items[:-1]
-        self.start = self._new()
-        self.final = self._seq(items, self.start)
-
-    def _new(self) -> int:
-        self.eps.append([])
-        self.edges.append([])
-        return len(self.eps) - 1
-
-    def _char(self, s, pred) -> int:
-        t = self._new()
-        self.edges[s].append((pred, t))
-        return t
-
-    def _seq(self, items, s: int) -> int:
-        for op, av in items:
-            s = self._item(op, av, s)
-        return s
-
-    def _item(self, op, av, s: int) -> int:
-        if op in _UNSUPPORTED:
-            raise ValueError(f"unsupported feature: {_UNSUPPORTED[op]} (not a regular language)")
-        if op is C.LITERAL:
-            return self._char(s, lambda ch, c=chr(av): ch == c)
-        if op is C.NOT_LITERAL:
-            return self._char(s, lambda ch, c=chr(av): ch != c)
-        if op is C.ANY:
-            return self._char(s, lambda ch: ch != "\n")
-        if op is C.IN:
-            return self._char(s, _charset(av))
-        if op is C.SUBPATTERN:
-            if av[1] or av[2]:
-                raise ValueError("unsupported feature: inline flags inside a group")
-            return self._seq(av[3], s)
-        if op is C.BRANCH:
-            end = self._new()
-            for alt in av[1]:
-                self.eps[self._seq(alt, s)].append(end)
-            return end
-        if op in (C.MAX_REPEAT, C.MIN_REPEAT):
-            lo, hi, body = av
-            if lo > MAX_REPEAT or (hi is not C.MAXREPEAT and hi > MAX_REPEAT):
-                raise ValueError(f"unsupported feature: a repeat count above {MAX_REPEAT}")
-            for _ in range(lo):
-                s = self._seq(body, s)
-            if hi is C.MAXREPEAT:                 # loop: s -> body -> s
-                loop = self._new()
-                self.eps[s].append(loop)
-                self.eps[self._seq(body, loop)].append(loop)
-                return loop
-            for _ in range(hi - lo):              # optional copies
-                end = self._new()
-                self.eps[s].append(end)
-                self.eps[self._seq(body, s)].append(end)
-                s = end
-            return s
-        if op is C.AT:
-            raise ValueError("unsupported feature: an anchor (^, $, \\b) inside the pattern -- "
-                             "the whole output must match anyway")
-        raise ValueError(f"unsupported feature: {op}")
-
-    def closure(self, states) -> frozenset:
-        seen, stack = set(states), list(states)
-        while stack:
-            for t in self.eps[stack.pop()]:
-                if t not in seen:
-                    seen.add(t)
-                    stack.append(t)
-        return frozenset(seen)
-
-
-_COMPILED: dict = {}     # (vocabulary id, pattern, end) -> (vocab, nfa, transitions, masks, steps)
+_COMPILED: dict = {}     # (vocabulary id, pattern, end) -> (vocab, nfa, masks, steps)
 
 
 class Regex(TokenPool):
-    """The output fully matches `pattern` (Python syntax: classes, groups, |, *, +, ?, {m,n}).
-    A state is a set of NFA states (determinised lazily; transitions and masks cached)."""
+    """The output fully matches `pattern` (Python syntax: classes, groups, |, *, +, ?, {m,n};
+    what is refused and why: `labkit.regex`). A state is a set of NFA states, determinised
+    lazily; the automaton, its transitions and the masks are cached per (tokenizer, pattern)."""
 
     def __init__(self, tokenizer, pattern: str, *, end: str | None = None):
         super().__init__(tokenizer, end)
-        if not isinstance(pattern, str) or not pattern:
-            raise ValueError("the pattern is empty")
         key = (id(self.vocab), pattern, self.end)
         if key not in _COMPILED:                   # once per (tokenizer, pattern)
-            nfa = _NFA(pattern)
-            for edges in nfa.edges:                # each character step must be writable
-                for pred, _ in edges:
-                    if not any(pred(ch) for ch in self.vocab.single_chars):
-                        raise ValueError(f"the pattern {pattern!r} needs a character that "
-                                         "this tokenizer cannot write as a whole token")
-            _COMPILED[key] = (self.vocab, nfa, {}, {}, {})
-        _, self.nfa, self._delta, self._masks, self._after = _COMPILED[key]
+            nfa = NFA(pattern)
+            if not nfa.writable(self.vocab.single_chars):
+                raise ValueError(f"the pattern {pattern!r} needs a character that this "
+                                 "tokenizer cannot write as a whole token")
+            _COMPILED[key] = (self.vocab, nfa, {}, {})
+        _, self.nfa, self._masks, self._after = _COMPILED[key]
         self.pattern = pattern
-        self._start = self.nfa.closure([self.nfa.start])
 
     def initial(self):
-        return self._start
+        return self.nfa.start
 
     def advance(self, state, ch):
-        key = (state, ch)
-        if key not in self._delta:
-            nxt = {t for s in state for pred, t in self.nfa.edges[s] if pred(ch)}
-            self._delta[key] = self.nfa.closure(nxt) if nxt else None
-        return self._delta[key]
+        return self.nfa.step(state, ch)
 
     def accepts(self, state):
-        return self.nfa.final in state
+        return self.nfa.accepts(state)
 
     def __repr__(self):
         return f"Regex({self.pattern!r})"
@@ -543,7 +367,7 @@ class Regex(TokenPool):
 class Catalogue(TokenPool):
     """Free text, except that after `open` the model must write one of `titles` and then
     `close` ("see [Marie Curie] for ..."): a link can only point to a page that exists.
-    State -1 is free text; a state ≥ 0 is a node of the titles' trie."""
+    State -1 is free text; a state ≥ 0 is a node of the titles' `Trie`."""
 
     def __init__(self, tokenizer, titles, open: str = "[", close: str = "]", *,
                  end: str | None = None):
@@ -557,7 +381,7 @@ class Catalogue(TokenPool):
             self._check_chars(t, f"the title {t!r}")
         self._check_chars(open + close, "the brackets")
         self.open, self.close = open, close
-        self.trie = _Trie(self.titles)
+        self.trie = Trie((t, i) for i, t in enumerate(self.titles))
 
     def initial(self):
         return -1
@@ -565,7 +389,7 @@ class Catalogue(TokenPool):
     def advance(self, state, ch):
         if state == -1:
             return 0 if ch == self.open else -1
-        if ch == self.close and self.trie.final[state]:
+        if ch == self.close and self.trie.values[state]:
             return -1
         return self.trie.children[state].get(ch)
 
@@ -585,22 +409,13 @@ class Catalogue(TokenPool):
 
 def generate_constrained(lm, prompt: str, pool: TokenPool, *, controls=(), max_new_tokens: int = 40,
                          seed: int | None = None, chat: bool = False, trace: bool = False):
-    """`lk.generate` with `pool` applied first (then `controls`, e.g. a temperature); raises
-    `Incomplete` if the text is not a complete valid output within `max_new_tokens`."""
-    from .decoding import generate
-
+    """`lk.generate(lm, prompt, controls=[pool, *controls], ...)`: the pool first, then e.g. a
+    temperature. Like it, raises `Incomplete` (from `pool.finish`) if the text is not a complete
+    valid output within `max_new_tokens`; this wrapper only checks that `pool` is a pool."""
     if not isinstance(pool, TokenPool):
         raise TypeError(f"expected a token pool (OneOf, Quote, Regex, Catalogue), got {pool!r}")
-    pool.reset()
-    out = generate(lm, prompt, controls=[pool, *controls], max_new_tokens=max_new_tokens,
-                   seed=seed, chat=chat, trace=trace)
-    pool.reset()
-    text = out[0] if trace else out
-    if not pool.is_complete(text):
-        raise Incomplete(f"{pool!r} was not complete after max_new_tokens={max_new_tokens} "
-                         f"tokens (got {text!r}): raise max_new_tokens -- a truncated text is "
-                         "not a valid output")
-    return out
+    return generate(lm, prompt, controls=[pool, *controls], max_new_tokens=max_new_tokens,
+                    seed=seed, chat=chat, trace=trace)
 
 
 def allowed_mass(dist, pool: TokenPool, text: str = "") -> float:
@@ -609,91 +424,21 @@ def allowed_mass(dist, pool: TokenPool, text: str = "") -> float:
     state = pool.state_after(text)
     if state is None:
         raise ValueError(f"{text!r} is not a valid start for {pool!r}")
-    return dist.mass(pool.allowed_ids(state))
+    return dist.mass([i for i in pool.allowed_ids(state) if i < len(dist)])
 
 
-def mask_figure(steps, k: int = 15, title: str = "which of the model's top tokens the pool allows"):
-    """Heatmap: one column per generation step (`lk.generate(..., trace=True)`), one row per
-    rank of the model's own top-k tokens; coloured where the pool allowed the token."""
-    import plotly.graph_objects as go
-
-    from .viz import token_label
-
-    z, text = [], []
-    for step in steps:
-        ids, _ = step.before.top_ids(k)
-        z.append([float(torch.isfinite(step.after.logits[i])) for i in ids])
-        text.append([token_label(step.before.token_text(i)) for i in ids])
-    zt = [list(r) for r in zip(*z)]
-    tt = [list(r) for r in zip(*text)]
-    cols = [f"{t}: {token_label(s.text)}" for t, s in enumerate(steps)]
-    fig = go.Figure(go.Heatmap(z=zt, x=cols, y=list(range(1, k + 1)), text=tt,
-                               texttemplate="%{text}", zmin=0, zmax=1, showscale=False,
-                               colorscale=[[0, "#f1f3f5"], [1, "#d9480f"]],
-                               hovertemplate="step %{x}, rank %{y}: %{text}<extra></extra>"))
-    fig.update_layout(title=title, xaxis=dict(title="step: token drawn", type="category"),
-                      yaxis=dict(title="model's rank", autorange="reversed"),
-                      height=120 + 28 * k, template="plotly_white",
-                      margin=dict(l=60, r=20, t=50, b=80))
-    return fig
-
-
-# --- the panel: the pool on one step, live ---------------------------------------------------
+# --- one step, as the pool panel shows it (labkit.widgets.PoolPanel) ----------------------
 
 
 def restrict(dist, pool: TokenPool, text: str = ""):
     """(the distribution after `pool`, Z) for one step after the generated `text`: the pure
-    function behind the panel."""
+    function behind the panel. `dist` may be longer than the tokenizer (a padded vocabulary):
+    the extra tokens are removed."""
     state = pool.state_after(text)
     if state is None:
         raise ValueError(f"{text!r} is not a valid start for {pool!r}")
-    removed = pool.removed(state)[:len(dist)]
+    removed = _fit(pool.removed(state), len(dist)).to(dist.logits.device)     # vocab
     from .dist import Distribution
     after = Distribution.from_logits(dist.logits.masked_fill(removed, -math.inf),
                                      dist.tokenizer, dist.context)
     return after, dist.mass((~removed).nonzero()[:, 0])
-
-
-def pool_panel(lm, prompt: str, options: str = " positive| negative", k: int = 15):
-    """A prompt box (one model call per prompt), an options box ("|"-separated, spaces kept) and
-    a "written so far" box (no model call): the bars before and after `OneOf`, and Z.
-    `panel.result` is the last (after, Z); errors show in the panel."""
-    import ipywidgets as W
-    import plotly.graph_objects as go
-
-    from .dist import next_token
-    from .viz import bars, bars_data
-    from .widgets import guarded
-
-    style, wide = {"description_width": "110px"}, W.Layout(width="95%")
-    boxes = [W.Text(value=v, description=d, continuous_update=False, style=style, layout=wide)
-             for v, d in ((options, "options (|)"), ("", "written so far"))]
-    # the prompt may hold newlines (few-shot prompts do), which a one-line Text box would drop
-    boxes.insert(0, W.Textarea(value=prompt, description="prompt", rows=3,
-                               continuous_update=False, style=style, layout=wide))
-    readout, error = W.HTML(), W.HTML()
-    state = {"dist": next_token(lm, prompt)}
-    fig = go.FigureWidget(bars(state["dist"], state["dist"], k, names=("model", "after the pool")))
-    panel = W.VBox([*boxes, error, fig, readout])
-
-    def redraw(change=None, prompt_changed=False):
-        guarded(lambda: update(prompt_changed), error)
-
-    def update(prompt_changed):
-        if prompt_changed:
-            state["dist"] = next_token(lm, boxes[0].value)             # the one model call
-        pool = OneOf(lm.tokenizer, boxes[1].value.split("|"))
-        after, z = panel.result = restrict(state["dist"], pool, boxes[2].value)
-        labels, p_before, p_after = bars_data(state["dist"], after, k)
-        with fig.batch_update():
-            fig.data[0].x, fig.data[0].y = labels, p_before
-            fig.data[1].x, fig.data[1].y = labels, p_after
-        readout.value = (f"Z = {z:.4f} of the model's mass is on the {after.support()} "
-                         f"allowed tokens; top after the pool: {after.top(1)[0][0]!r}")
-
-    boxes[0].observe(lambda c: redraw(c, prompt_changed=True), names="value")
-    for box in boxes[1:]:
-        box.observe(redraw, names="value")
-    panel.boxes = boxes
-    redraw()
-    return panel
