@@ -15,8 +15,9 @@ Each row has a budget; the script exits with status 1 if any row misses it.
   to produce exactly the same number of tokens;
 * peak resident memory (RSS) of this process, and of the cold-load subprocess for reference.
 
-Timings are medians of interleaved repeats (A B, B A, A B, ...), and a ratio is the median of
-the per-round ratios, so background load on a shared machine hits both sides of a ratio alike.
+Timings are medians of interleaved repeats (A B, B A, A B, ...: `labkit.metrics.interleaved`, the
+timing helper `metrics.cost_ratio` uses too), and a ratio is the median of the per-round ratios,
+so background load on a shared machine hits both sides of a ratio alike.
 Everything after the load runs in this process on the model's default device (cuda, then mps,
 then cpu).
 """
@@ -94,20 +95,22 @@ def peak_rss_gb() -> float:
     return peak / 1e9 if sys.platform == "darwin" else peak * 1024 / 1e9  # bytes vs KiB
 
 
-def interleaved(fns: dict, repeats: int, sync) -> dict:
-    """Median seconds of each function over `repeats` rounds (after one warm-up call each); the
-    order within a round alternates. With two functions, also `ratio`: the median over rounds
-    of first / second, so load on a shared machine hits both sides of a ratio alike."""
-    times = {name: [] for name in fns}
-    for fn in fns.values():
-        fn()
-    for i in range(repeats):
-        for name, fn in (list(fns.items()) if i % 2 == 0 else list(fns.items())[::-1]):
-            sync()
-            t0 = time.perf_counter()
+def timed(fns: dict, repeats: int, sync) -> dict:
+    """Median seconds of each function over `repeats` interleaved rounds (after one warm-up call
+    each), timed by `labkit.metrics.interleaved` -- the lab's one timing helper, which rotates
+    the order every round. With two functions, also `ratio`: the median over rounds of first /
+    second, so load on a shared machine hits both sides of a ratio alike. `sync` (the GPU's)
+    runs inside each timed call, so its queued work is counted."""
+    from labkit import metrics
+
+    def synced(fn):
+        def call():
             fn()
             sync()
-            times[name].append(time.perf_counter() - t0)
+        return call
+
+    sync()
+    times = metrics.interleaved({name: synced(fn) for name, fn in fns.items()}, repeats)
     medians = {name: statistics.median(ts) for name, ts in times.items()}
     if len(fns) == 2:
         a, b = times.values()
@@ -167,7 +170,7 @@ def bench_in_process(repeats: int, gen_repeats: int, new_tokens: int,
         with torch.inference_mode():
             return lm.model(ids).logits[0, -1]
 
-    t = interleaved({"next_token": lambda: lk.next_token(lm, PROMPT), "raw": raw_forward},
+    t = timed({"next_token": lambda: lk.next_token(lm, PROMPT), "raw": raw_forward},
                     repeats, sync)
     figures.update(next_token_ms=t["next_token"] * 1e3, raw_forward_ms=t["raw"] * 1e3,
                    next_token_ratio=t["ratio"], prompt_tokens=ids.shape[1],
@@ -176,7 +179,7 @@ def bench_in_process(repeats: int, gen_repeats: int, new_tokens: int,
     # the three knobs re-applied to cached logits: what a slider callback does
     d = lk.next_token(lm, PROMPT)
     knobs = lk.controls.knobs(temperature=TEMPERATURE, top_k=TOP_K, top_p=TOP_P)
-    t = interleaved({"knobs": lambda: d.apply(*knobs)}, repeats, sync)
+    t = timed({"knobs": lambda: d.apply(*knobs)}, repeats, sync)
     figures.update(knobs_ms=t["knobs"] * 1e3, vocab=len(d))
 
     # generate vs transformers' generate: same warpers, same number of new tokens
@@ -199,7 +202,7 @@ def bench_in_process(repeats: int, gen_repeats: int, new_tokens: int,
         return lk.generate(lm, GEN_PROMPT, controls=knobs, max_new_tokens=new_tokens, seed=0,
                            stop_at_eos=False)
 
-    t = interleaved({"ours": ours, "theirs": theirs}, gen_repeats, sync)
+    t = timed({"ours": ours, "theirs": theirs}, gen_repeats, sync)
     figures.update(generate_s=t["ours"], hf_generate_s=t["theirs"],
                    generate_ratio=t["ratio"], new_tokens=new_tokens,
                    ms_per_token=t["ours"] / new_tokens * 1e3, generate_rounds_s=t["rounds"])

@@ -5,19 +5,21 @@
 
 Scores the test items of the sentiment task (2 labels) and of the capitals task (4
 multi-token choices) with a k-shot raw prompt, both ways, checks that the two agree to
-1e-4, and prints the median wall time of each and the speed-up. The figure depends on
-the machine (cores, other load): run it on yours.
+1e-4, and prints the median wall time of each over interleaved rounds
+(`labkit.metrics.interleaved`, the lab's one timing helper) and the speed-up. The figure
+depends on the machine (cores, other load): run it on yours.
 """
 from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 
 import labkit as lk
+from labkit import metrics
 from labkit import prompting as P
+from labkit import tasks as T
 
 
 def inputs(lm, task, n_items, shots, chat=False):
@@ -27,15 +29,6 @@ def inputs(lm, task, n_items, shots, chat=False):
     labels = [[P.answer_text(y, chat) for y in task.choices(it)] for it in items]
     kw = dict(prefix=parts[0][0], end=P.end_text(chat, lm.tokenizer))
     return [q for _, q in parts], labels, kw
-
-
-def timed(fn, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def main(argv=None):
@@ -56,14 +49,14 @@ def main(argv=None):
           f"{args.shots}-shot raw prompts, median of {args.repeats}")
     print(f"{'task':<10} {'pairs':>5} {'one by one (s)':>15} {'batched (s)':>12} "
           f"{'speed-up':>9} {'max |diff|':>11}")
-    for task in (P.sentiment(), P.capitals()):
+    for task in (T.sentiment(), T.capitals()):
         prompts, labels, kw = inputs(lm, task, args.items, args.shots)
-        P.label_logprobs(lm, prompts[:1], labels[:1], **kw)               # warm-up
-        slow_t, slow = timed(lambda: P.label_logprobs_naive(lm, prompts, labels, **kw),
-                             args.repeats)
-        fast_t, fast = timed(lambda: P.label_logprobs(lm, prompts, labels,
-                                                      batch_size=args.batch_size, **kw),
-                             args.repeats)
+        ways = {"slow": lambda: P.label_logprobs_naive(lm, prompts, labels, **kw),
+                "fast": lambda: P.label_logprobs(lm, prompts, labels,
+                                                 batch_size=args.batch_size, **kw)}
+        slow, fast = ways["slow"](), ways["fast"]()                    # the warm-up, kept
+        times = metrics.interleaved(ways, args.repeats, warmup=False)
+        slow_t, fast_t = (statistics.median(times[w]) for w in ("slow", "fast"))
         diff = float((fast - slow).abs().max())
         assert diff < 1e-4, f"batched and one-by-one scores differ by {diff}"
         pairs = sum(map(len, labels))

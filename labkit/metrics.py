@@ -1,35 +1,42 @@
 """Scoring controlled generations: attribute success, fluency, diversity, distance, cost.
 
-The scoreboard of PPLM's tables (Dathathri et al. 2020, Table 3-4), reused by notebook 07:
+The scoreboard of PPLM's tables (Dathathri et al. 2020, Table 3-4), reused by notebook 07
+through `labkit.scoreboard` (which runs a method and calls `score`):
 
 * attribute success -- `bag_rate` (share of texts using a bag word), `lexicon_positive`
-  (share judged positive by the VADER lexicon, Hutto & Gilbert 2014; an outside judge that
-  no control optimises directly), or a discriminator's mean probability (`disc_score`);
+  (share judged positive by the VADER lexicon, `labkit.lexicon`; an outside judge that no
+  control optimises directly), or a discriminator's mean probability (`disc_score`);
 * fluency -- `fluency`: mean perplexity of the continuations under the *base* model
   (exp of the mean negative log-likelihood per token; lower is more fluent);
-* diversity -- `distinct_n`: distinct n-grams / all n-grams over a set of texts (Li et al.
-  2016, "A Diversity-Promoting Objective Function for Neural Conversation Models", §4.1);
-* distance from the base model -- `mean_kl`: KL(controlled ‖ base) of the next-token
-  distributions at each generated step, averaged (nats);
+* diversity -- `distinct_n`: distinct n-grams / all n-grams of each text (Li et al. 2016,
+  "A Diversity-Promoting Objective Function for Neural Conversation Models", §4.1),
+  averaged over the texts;
+* distance from the base model -- `mean_kl`: the mean over generated steps of
+  KL(sampled-from ‖ base) in nats, the base model read at the same context (`base=`), or
+  KL(after ‖ before), the controls' own distance, without it;
 * cost -- `seconds_per_token` and `cost_ratio`: seconds per generated token, as a ratio to
-  plain generation, timed interleaved so that machine load hits both sides alike.
-* the attribute model -- `Discriminator`, a linear head on the frozen LM's mean last hidden
-  state (PPLM's, Dathathri et al. 2020, §3.3), `train_discriminator`, and `sentiment_data`:
-  sentences the model writes, labelled by the lexicon (not by what was asked).
+  plain generation, timed interleaved (`interleaved`, the lab's one timing helper) so that
+  machine load hits both sides alike.
 
 Left out on purpose: MAUVE, human ratings, and external fluency judges (a bigger LM): the
 base model is the only judge the lab ships.
 """
 from __future__ import annotations
 
-import copy
+import math
 import re
 import statistics
 import time
 
 import torch
 
-from .dist import perplexity
+from .discriminator import discriminator_probs
+from .dist import forward as run_model
+from .dist import kl, perplexity
+from .lexicon import lexicon_label, lexicon_positive, sentiment  # noqa: F401  (the judges)
+from .validate import whole
+
+NAN = float("nan")
 
 # --- attribute success ------------------------------------------------------------------------
 
@@ -52,299 +59,190 @@ def bag_frequency(text: str, bag_words) -> float:
     return sum(w in bag for w in ws) / max(len(ws), 1)
 
 
-_VADER = None
-
-
-def sentiment(text: str) -> float:
-    """VADER's compound sentiment score of `text`, in [-1, 1] (needs `vaderSentiment`)."""
-    global _VADER
-    if _VADER is None:
-        try:
-            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-        except ImportError as e:
-            raise ImportError("the sentiment lexicon needs `pip install vaderSentiment`") from e
-        _VADER = SentimentIntensityAnalyzer()
-    return float(_VADER.polarity_scores(text)["compound"])
-
-
-def lexicon_label(text: str, margin: float = 0.05) -> int | None:
-    """1 positive, 0 negative, None neutral (|compound| < margin), by the VADER lexicon."""
-    s = sentiment(text)
-    return 1 if s >= margin else 0 if s <= -margin else None
-
-
-def lexicon_positive(texts, margin: float = 0.05) -> float:
-    """Share of texts the lexicon judges positive."""
-    return sum(lexicon_label(t, margin) == 1 for t in texts) / max(len(texts), 1)
-
-
 def disc_score(lm, disc, texts, target=1) -> float:
-    """Mean probability of class `target` under a `labkit.steer.Discriminator`."""
+    """Mean probability of class `target` under a `labkit.discriminator.Discriminator`
+    (empty texts are skipped; NaN if none is left)."""
     texts = [t for t in texts if t.strip()]
     if not texts:
-        return 0.0
+        return NAN
     return float(discriminator_probs(lm, disc, texts)[:, disc.target_index(target)].mean())
 
 
 # --- fluency and diversity ----------------------------------------------------------------------
 
 
-def fluency(lm, prompts, texts) -> float:
+def fluency(lm, prompts, texts, *, chat: bool = False) -> float:
     """Mean perplexity of each continuation given its prompt, under the base model `lm`
-    (empty continuations are skipped). `prompts` is one prompt or one per text."""
-    if isinstance(prompts, str):
-        prompts = [prompts] * len(texts)
-    ppl = [perplexity(lm, p, t) for p, t in zip(prompts, texts) if t.strip()]
-    return statistics.fmean(ppl) if ppl else float("nan")
+    (empty continuations are skipped; NaN if none is left). `prompts` is one prompt for all
+    texts or one per text; `chat=True` wraps each prompt in the chat template, as
+    `lk.perplexity(..., chat=True)` does."""
+    texts = list(texts)
+    prompts = [prompts] * len(texts) if isinstance(prompts, str) else list(prompts)
+    if len(prompts) != len(texts):
+        raise ValueError(f"fluency needs one prompt per text (or one prompt for all): got "
+                         f"{len(prompts)} prompts and {len(texts)} texts")
+    ppl = [perplexity(lm, p, t, chat=chat) for p, t in zip(prompts, texts) if t.strip()]
+    return statistics.fmean(ppl) if ppl else NAN
+
+
+def distinct(text: str, n: int) -> float:
+    """Distinct n-grams / all n-grams of the words of one text (1.0: no repetition); NaN for
+    a text with fewer than n words (it has no n-gram)."""
+    n = whole("n", n, low=1)
+    ws = words(text)
+    grams = [tuple(ws[i:i + n]) for i in range(len(ws) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else NAN
 
 
 def distinct_n(texts, n: int) -> float:
-    """Distinct n-grams / all n-grams, over the words of all `texts` (1.0: no repetition).
+    """Distinct-n of a set of texts: `distinct(text, n)` of each text, averaged over the texts
+    that have an n-gram (a text shorter than n words is skipped, not counted as 0); NaN if
+    none has one.
 
-    Naive definition: collect every n-gram of every text in a list; len(set(list)) / len(list).
+    The ratio is Li et al.'s (2016, §4.1). They, and PPLM, pool the n-grams of all samples of
+    a setting, a figure that falls as samples are added (more texts, more shared n-grams),
+    so rows with different numbers of texts would not compare; DExperts (Liu et al. 2021)
+    pools the samples of each prompt and averages over the prompts, which is this figure
+    when each prompt has one sample. Naive definition, one text at a time::
+
+        mean(len(set(grams(t))) / len(grams(t)) for t in texts if grams(t))
     """
-    if n < 1:
-        raise ValueError(f"n must be ≥ 1, got {n}")
-    grams = [tuple(ws[i:i + n]) for t in texts for ws in [words(t)] for i in range(len(ws) - n + 1)]
-    return len(set(grams)) / len(grams) if grams else 0.0
+    if isinstance(texts, str):
+        texts = [texts]
+    n = whole("n", n, low=1)
+    scores = [d for d in (distinct(t, n) for t in texts) if not math.isnan(d)]
+    return statistics.fmean(scores) if scores else NAN
 
 
 # --- distance from the base model -----------------------------------------------------------------
 
 
-def mean_kl(steps) -> float:
-    """Mean over generated steps of KL(after ‖ before) in nats, from `generate(..., trace=True)`
-    steps: how far the controlled next-token distribution is from the base model's."""
-    kls = [s.after.kl(s.before) for s in steps]
-    return statistics.fmean(kls) if kls else 0.0
+def generations(steps) -> list[list]:
+    """A flat list of traced steps (from one or several `generate(..., trace=True)` calls) split
+    into generations: a step continues the one before when its context is that step's context
+    plus the token drawn there."""
+    groups = []
+    for s in steps:
+        ctx = s.after.context
+        if ctx is None:
+            raise ValueError("a step without its context: trace it with lk.generate(..., "
+                             "trace=True)")
+        if groups:
+            prev = groups[-1][-1].after.context
+            if (ctx.shape[1] == prev.shape[1] + 1 and int(ctx[0, -1]) == groups[-1][-1].token_id
+                    and torch.equal(ctx[:, :-1], prev)):
+                groups[-1].append(s)
+                continue
+        groups.append([s])
+    return groups
+
+
+def base_logits(base, steps, *, prompt: str | None = None, chat: bool = False) -> torch.Tensor:
+    """The base model's next-token logits at each step of ONE generation -> [steps, vocab] on
+    the CPU, from one teacher-forced pass over prompt + generated tokens (naive version: one
+    `lk.next_token` per step). The prompt is the generation's own (its first context), or
+    `prompt` (encoded by `base`, with `chat`) -- so that a method's prompt template counts
+    as part of what it changed."""
+    first, last = steps[0].after.context, steps[-1].after.context      # 1 seq, 1 seq'
+    new = last[0, first.shape[1]:].tolist()                             # tokens drawn before the last step
+    if prompt is None:
+        head = first[0].tolist()
+    else:
+        head = base.encode(prompt, chat=chat, room=len(new) + 1)[0].tolist()
+    ids = torch.tensor([head + new], device=base.device)                # 1 seq
+    with torch.inference_mode():
+        logits = run_model(base.model, ids).logits[0, len(head) - 1:]  # steps vocab
+    return logits.float().cpu()
+
+
+def step_kls(steps, base=None, *, prompt: str | None = None, chat: bool = False) -> list[float]:
+    """KL in nats at each step of `generate(..., trace=True)` steps.
+
+    With `base` (an LM): KL(step.after ‖ base), the distribution each token was sampled from
+    against the base model's at the same context (`base_logits`: one pass per generation) --
+    how far the whole method (controls, adapter, prompt) moved the model. `prompt` (then the
+    steps must be one generation) replaces the generation's own prompt for the base: a
+    method whose template adds a steering prefix is read against the bare prompt. Without
+    `base`: KL(after ‖ before), the controls' own distance from the model that generated."""
+    steps = list(steps)
+    if base is None:
+        if prompt is not None:
+            raise ValueError("prompt= says what the base model reads: give base= too")
+        return [s.after.kl(s.before) for s in steps]
+    groups = generations(steps)
+    if prompt is not None and len(groups) > 1:
+        raise ValueError(f"prompt= is the prompt of one generation, but the steps hold "
+                         f"{len(groups)}: call step_kls once per generation")
+    out = []
+    for group in groups:
+        q = base_logits(base, group, prompt=prompt, chat=chat)          # steps vocab
+        p = torch.stack([s.after.logits for s in group])                # steps vocab
+        if p.shape != q.shape:
+            raise ValueError(f"the steps have {p.shape[-1]} logits per token but the base model "
+                             f"{q.shape[-1]}: compare models that share a vocabulary")
+        out += kl(p, q).tolist()
+    return out
+
+
+def mean_kl(steps, base=None, *, prompt: str | None = None, chat: bool = False) -> float:
+    """The mean of `step_kls` over all steps (nats; NaN for no steps): with `base`, the KL from
+    the base model ("KL from base" on the scoreboard); without, KL(after ‖ before)."""
+    kls = step_kls(steps, base, prompt=prompt, chat=chat)
+    return statistics.fmean(kls) if kls else NAN
 
 
 # --- cost ---------------------------------------------------------------------------------------
 
 
+def interleaved(fns: dict, repeats: int = 3, *, warmup: bool = True) -> dict:
+    """{name: [seconds of each round]} for the zero-argument callables `fns` {name: fn}, timed
+    in interleaved rounds (the order rotates every round) after one untimed warm-up call of
+    each, so that a machine's load and warm-up hit every side alike. The one timing helper of
+    the lab: `cost_ratio` and every script in benchmarks/ use it."""
+    if not fns:
+        raise ValueError("nothing to time: give at least one function")
+    names = list(fns)
+    if warmup:
+        for name in names:
+            fns[name]()
+    times = {name: [] for name in names}
+    for r in range(repeats):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            t0 = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
 def seconds_per_token(fn, n_tokens: int, repeats: int = 3) -> float:
     """Median seconds per token of `fn()`, which generates `n_tokens` tokens."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) / n_tokens)
-    return statistics.median(times)
+    return statistics.median(interleaved({"fn": fn}, repeats, warmup=False)["fn"]) / n_tokens
 
 
 def cost_ratio(fn, baseline, repeats: int = 3) -> float:
     """Median over interleaved rounds of time(fn) / time(baseline): both must generate the same
     number of tokens (use stop_at_eos=False). One warm-up call of each is not timed."""
-    fn(), baseline()
-    ratios = []
-    for r in range(repeats):
-        order = (fn, baseline) if r % 2 == 0 else (baseline, fn)
-        t = {}
-        for f in order:
-            t0 = time.perf_counter()
-            f()
-            t[f] = time.perf_counter() - t0
-        ratios.append(t[fn] / t[baseline])
-    return statistics.median(ratios)
+    t = interleaved({"fn": fn, "baseline": baseline}, repeats)
+    return statistics.median(a / b for a, b in zip(t["fn"], t["baseline"]))
 
 
-def scoreboard(lm, prompts, texts, *, bag_words=None, steps=None, disc=None, target=1) -> dict:
-    """One row of the scoreboard for `texts` (continuations of `prompts`): the figures above."""
+# --- one row of the scoreboard --------------------------------------------------------------------
+
+
+def score(lm, prompts, texts, *, chat: bool = False, bag_words=None, kls=None, disc=None,
+          target=1) -> dict:
+    """One row of the scoreboard for `texts` (continuations of `prompts`, one per text or one
+    for all) scored under the base model `lm`: the figures above. `kls`, when given, are the
+    per-step KLs from the base (`step_kls(steps, base=lm)`), averaged into "KL from base"."""
     row = {"positive (lexicon)": lexicon_positive(texts),
-           "perplexity": fluency(lm, prompts, texts),
+           "perplexity": fluency(lm, prompts, texts, chat=chat),
            "distinct-1": distinct_n(texts, 1), "distinct-2": distinct_n(texts, 2),
            "distinct-3": distinct_n(texts, 3)}
     if bag_words is not None:
         row["bag rate"] = bag_rate(texts, bag_words)
     if disc is not None:
         row["discriminator"] = disc_score(lm, disc, texts, target)
-    if steps is not None:
-        row["KL from base"] = mean_kl(steps)
+    if kls is not None:
+        row["KL from base"] = statistics.fmean(kls) if len(kls) else NAN
     return row
-
-
-# --- a method over a set of prompts --------------------------------------------------------------
-
-
-def evaluate(lm, prompts, generate_fn, *, seeds=(0,), bag_words=None, disc=None, target=1) -> dict:
-    """Run `generate_fn(prompt, seed) -> (text, steps)` on every prompt and seed, and score the
-    texts with `scoreboard`; the row also holds the texts and seconds per token."""
-    texts, ps, steps, t0, n_tok = [], [], [], time.perf_counter(), 0
-    for prompt in prompts:
-        for seed in seeds:
-            text, s = generate_fn(prompt, seed)
-            texts.append(text)
-            ps.append(prompt)
-            steps.extend(s)
-            n_tok += max(len(s), 1)
-    seconds = (time.perf_counter() - t0) / n_tok
-    row = scoreboard(lm, ps, texts, bag_words=bag_words, steps=steps, disc=disc, target=target)
-    return {**row, "seconds/token": seconds, "texts": texts}
-
-
-def tradeoff_figure(curves: dict, x: str, y: str, *, title: str | None = None):
-    """One line per method: {method: [row, ...]} (rows from `evaluate`, in order of strength),
-    `y` against `x` (two keys of the rows). Returns a plotly figure."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for method, rows in curves.items():
-        fig.add_scatter(x=[r[x] for r in rows], y=[r[y] for r in rows], mode="lines+markers",
-                        name=method, text=[str(r.get("strength", "")) for r in rows],
-                        hovertemplate=f"{method}<br>strength %{{text}}<br>{x} %{{x:.3g}}"
-                                      f"<br>{y} %{{y:.3g}}<extra></extra>")
-    fig.update_layout(title=title or f"{y} vs {x}", xaxis=dict(title=x), yaxis=dict(title=y),
-                      height=360, template="plotly_white", margin=dict(l=50, r=20, t=50, b=50))
-    return fig
-
-
-# --- the attribute discriminator ----------------------------------------------------------------
-
-
-class Discriminator(torch.nn.Module):
-    """p(a | x) = softmax(W · mean_t h_t(x) + b): a linear head on the frozen LM's mean last
-    hidden state (PPLM-Discrim, Dathathri et al. 2020, §3.3)."""
-
-    def __init__(self, hidden_size: int, classes=("negative", "positive")):
-        super().__init__()
-        self.hidden_size, self.classes = int(hidden_size), list(classes)
-        self.head = torch.nn.Linear(self.hidden_size, len(self.classes))
-
-    def forward(self, mean_hidden: torch.Tensor) -> torch.Tensor:
-        """mean_hidden [batch, hidden] -> class logits [batch, classes]."""
-        if mean_hidden.shape[-1] != self.hidden_size:
-            raise ValueError(f"this discriminator reads hidden states of size {self.hidden_size}, "
-                             f"got {mean_hidden.shape[-1]}: it was trained on another model")
-        return self.head(mean_hidden)
-
-    def check(self, lm) -> None:
-        """Raise a ValueError if `lm`'s hidden size is not the one this head was trained on."""
-        size = int(lm.model.config.hidden_size)
-        if size != self.hidden_size:
-            raise ValueError(f"the discriminator was trained on a model with hidden size "
-                             f"{self.hidden_size}, but {lm.name!r} has {size}: train one on "
-                             "this model (lk.steer.train_discriminator)")
-
-    def on(self, device) -> "Discriminator":
-        """This head on `device`: itself if it is there already, else a copy moved there. It is
-        trained on the CPU (`train_discriminator`); guidance and PPLM feed it the LM's hidden
-        states, so they use it on the LM's device -- without moving the caller's head."""
-        if self.head.weight.device == torch.device(device):
-            return self
-        return copy.deepcopy(self).to(device)
-
-    def target_index(self, target) -> int:
-        if isinstance(target, str):
-            if target not in self.classes:
-                raise ValueError(f"unknown class {target!r}; the classes are {self.classes}")
-            return self.classes.index(target)
-        if not 0 <= int(target) < len(self.classes):
-            raise ValueError(f"target must be one of 0..{len(self.classes) - 1}, got {target}")
-        return int(target)
-
-
-def mean_hidden(lm, texts, batch_size: int = 16) -> torch.Tensor:
-    """The mean last hidden state of each text under `lm` (padding excluded) -> [n, hidden]."""
-    tok = lm.tokenizer
-    feats = []
-    for i in range(0, len(texts), batch_size):
-        enc = tok(list(texts[i:i + batch_size]), return_tensors="pt", padding=True,
-                  add_special_tokens=False).to(lm.device)
-        with torch.inference_mode():
-            h = lm.model.base_model(**enc).last_hidden_state.float()    # batch seq hidden
-        mask = enc.attention_mask[..., None].float()                    # batch seq 1
-        feats.append(((h * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu())
-    return torch.cat(feats)
-
-
-def train_discriminator(lm, texts, labels, *, classes=("negative", "positive"), epochs: int = 100,
-                        lr: float = 1e-2, weight_decay: float = 1e-3, seed: int = 0):
-    """Fit a `Discriminator` on (texts, labels): features once (the LM is frozen), then full-batch
-    Adam on the cross-entropy. Returns (discriminator, history) with history a list of
-    {"epoch", "loss", "accuracy", "seconds"} (training-set figures)."""
-    if len(texts) != len(labels) or not texts:
-        raise ValueError(f"need as many labels as texts (and at least one), got {len(texts)} "
-                         f"texts and {len(labels)} labels")
-    y = torch.as_tensor(labels, dtype=torch.long)
-    if y.min() < 0 or y.max() >= len(classes):
-        raise ValueError(f"labels must be in 0..{len(classes) - 1}")
-    t0 = time.perf_counter()
-    x = mean_hidden(lm, texts)                                          # n hidden
-    mu, sd = x.mean(0), x.std().clamp(min=1e-6)     # one scale for every dimension: a
-    # per-dimension one gives huge weights to quiet dimensions, and PPLM's gradient then
-    # pushes the hidden state where the LM never goes (the text turns to garbage)
-    with torch.random.fork_rng(devices=[]):         # seed the head's init, not the caller's RNG
-        torch.manual_seed(seed)
-        disc = Discriminator(x.shape[1], classes)
-    opt = torch.optim.Adam(disc.head.parameters(), lr=lr, weight_decay=weight_decay)
-    history = []
-    for epoch in range(epochs):
-        logits = disc.head((x - mu) / sd)
-        loss = torch.nn.functional.cross_entropy(logits, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        history.append({"epoch": epoch, "loss": float(loss.detach()),
-                        "accuracy": float((logits.argmax(-1) == y).float().mean()),
-                        "seconds": time.perf_counter() - t0})
-    with torch.no_grad():       # fold the standardisation into the head: it reads raw h
-        disc.head.weight.div_(sd)
-        disc.head.bias.sub_(disc.head.weight @ mu)
-    return disc.eval().requires_grad_(False), history
-
-
-def discriminator_probs(lm, disc: Discriminator, texts) -> torch.Tensor:
-    """p(class | text) for each text -> [n, classes]."""
-    disc.check(lm)
-    return torch.softmax(disc(mean_hidden(lm, texts).to(disc.head.weight.device)), dim=-1)
-
-
-# --- training data for the discriminator: generated sentences, labelled by a lexicon --------------
-
-SENTENCE_TOPICS = ["a restaurant", "a movie", "the weather", "a holiday", "a new phone", "a book",
-                   "a hotel", "a job", "a concert", "a neighbour", "a car", "a school"]
-
-
-def sentiment_data(lm, n: int = 96, *, max_new_tokens: int = 24, batch_size: int = 24,
-                   seed: int = 0, balance: bool = True):
-    """(texts, labels): sentences the model writes about everyday topics, asked half the time
-    for a cheerful and half the time for a grumpy one, labelled 1/0 by the VADER lexicon --
-    *not* by what was asked (sentences the lexicon finds neutral are dropped; with `balance`
-    the larger class is cut to the size of the smaller). Batched sampling with transformers'
-    `generate`, which draws from torch's global generator: `seed` seeds it inside a fork, so
-    the caller's random state is left as it was."""
-    tok = lm.tokenizer
-    asks = [f"Write one {mood} sentence about {topic}."
-            for topic in SENTENCE_TOPICS for mood in ("cheerful", "grumpy")]
-    side, tok.padding_side = tok.padding_side, "left"
-    texts, labels = [], []
-    rng = torch.random.fork_rng(devices=list(range(torch.cuda.device_count())))
-    try:
-        rng.__enter__()                             # the caller's RNG state is restored after
-        torch.manual_seed(seed)
-        for i in range(0, n, batch_size):
-            prompts = [lm.chat_prompt(asks[(i + j) % len(asks)])
-                       for j in range(min(batch_size, n - i))]
-            enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-            with torch.inference_mode():
-                out = lm.model.generate(**enc.to(lm.device), do_sample=True, top_p=0.95,
-                                        max_new_tokens=max_new_tokens,
-                                        pad_token_id=tok.pad_token_id)
-            for row in tok.batch_decode(out[:, enc.input_ids.shape[1]:], skip_special_tokens=True):
-                text = row.strip().split("\n")[0].strip('"')
-                label = lexicon_label(text) if text else None
-                if label is not None:
-                    texts.append(text)
-                    labels.append(label)
-    finally:
-        tok.padding_side = side
-        rng.__exit__(None, None, None)
-    if balance and len(set(labels)) == 2:          # as many of each class: drop the surplus
-        n_min = min(labels.count(0), labels.count(1))
-        keep, seen = [], {0: 0, 1: 0}
-        for text, label in zip(texts, labels):
-            if seen[label] < n_min:
-                keep.append((text, label))
-                seen[label] += 1
-        texts, labels = [t for t, _ in keep], [y for _, y in keep]
-    return texts, labels

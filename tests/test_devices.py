@@ -165,7 +165,7 @@ def _record_sampling(monkeypatch, module, token_id):
 def test_pplm_with_a_cpu_discriminator_stays_on_the_lms_device(meta_lm, monkeypatch):
     """PPLM's gradient on the key-value cache goes through the discriminator: it must sit
     on the model's device (before the fix: RuntimeError)."""
-    seen = _record_sampling(monkeypatch, pplm, meta_lm.eos_token_id)
+    seen = _record_sampling(monkeypatch, decoding, meta_lm.eos_token_id)
     disc = steer.Discriminator(meta_lm.model.config.hidden_size)
     with CudaLike():
         pplm.generate(meta_lm, PROMPT, discriminator=disc, controls=[lk.controls.TopK(10)],
@@ -176,7 +176,7 @@ def test_pplm_with_a_cpu_discriminator_stays_on_the_lms_device(meta_lm, monkeypa
 
 
 def test_pplm_with_a_bag_stays_on_the_lms_device(meta_lm, tokenizer, monkeypatch):
-    seen = _record_sampling(monkeypatch, pplm, meta_lm.eos_token_id)
+    seen = _record_sampling(monkeypatch, decoding, meta_lm.eos_token_id)
     bag = steer.BagOfWords(tokenizer, ["happy"], 2.0)
     with CudaLike():
         pplm.generate(meta_lm, PROMPT, bag=bag, controls=[lk.controls.TopK(10)],
