@@ -1,18 +1,33 @@
-"""Plots of next-token distributions (plotly): figure factories, never `.show()`.
+"""Every figure of the lab (plotly): figure factories, never `.show()`.
 
-Every function here takes Distributions (or plain tensors) and returns a
-`plotly.graph_objects.Figure`; the notebook displays it, a widget wraps it in a
-`go.FigureWidget` and updates its traces in place. The data behind each figure is
-a separate pure function (`bars_data`), so callbacks can refresh a live figure
-without rebuilding it, and tests can check the numbers without a browser.
+Each function here takes Distributions, tensors or plain data (lists, dicts, the history a
+trainer returns) and returns a `plotly.graph_objects.Figure`; the notebook displays it, a
+panel (`labkit.widgets`) wraps it in a `go.FigureWidget` and copies a fresh figure's traces
+into it in place. The data behind the bar charts is a separate pure function (`bars_data`),
+so tests can check the numbers without a browser.
 
-* `bars(before, after=None, k=20)`: the top-k tokens of `before` as bars, with
-  `after` (the same distribution after some controls) beside them on the same
-  tokens -- the picture of notebook 00 and of every control after it.
+* `bars(before, after=None, k=20)`: the top-k tokens of `before` as bars, with `after` (the
+  same distribution after some controls) beside them on the same tokens -- the picture of
+  notebook 00 and of every control after it; `explorer_figure` and `boosted` are two uses.
 * `lines(x, series)`: a few curves against one knob (entropy vs temperature, ...).
+* `sequences(world, {name: log-probs})`: whole sequences of the toy world (notebook 01).
+* `pool_mask(steps)`: which of the model's top tokens a token pool allowed at each step (05).
+* `label_bars`, `sweep`: a distribution over labels, and accuracy vs shots (02).
+* `tradeoff(curves, x, y)`: attribute success against fluency or diversity, per method (06).
 
-Token texts are shown with their whitespace made visible: a leading space is
-``␣`` (so ``' Paris'`` reads ``'␣Paris'``), a newline ``↵``, a tab ``⇥``.
+One set of colours, defined here: `BEFORE_COLOR` (the model's own distribution, grey),
+`AFTER_COLOR` (after the controls, the colour the eye goes to), `EMPTY_COLOR`,
+`ERROR_COLOR` (a panel's error line) and `PALETTE` for figures with several series.
+
+Probabilities or logits? A bare tensor is read as logits only if that is its one possible
+reading (it has a negative entry: no probability is negative). A tensor of non-negative
+numbers could be either -- `[1., 0., 0.]` is a certainty as probabilities and a mild
+preference as logits -- so every function that takes a distribution has `kind="probs"` or
+`kind="logits"`, and without it `as_distribution` raises a ValueError naming both; it never
+guesses.
+
+Token texts are shown with their whitespace made visible: a leading space is ``␣`` (so
+``' Paris'`` reads ``'␣Paris'``), a newline ``↵``, a tab ``⇥``.
 
 Left out on purpose: themes and styling options (plotly's defaults are fine and
 `fig.update_layout` is one line away), matplotlib versions, and animation.
@@ -22,11 +37,24 @@ from __future__ import annotations
 import torch
 
 from .dist import Distribution
+from .validate import whole
 
 BEFORE_COLOR = "#9aa5b1"   # the model's own distribution: neutral grey
 AFTER_COLOR = "#d9480f"    # after the controls: the colour the eye goes to
+EMPTY_COLOR = "#f1f3f5"    # a cell with nothing in it (a token the pool removed)
+ERROR_COLOR = "#c92a2a"    # a panel's error line
+PALETTE = (AFTER_COLOR, "#1971c2", "#2f9e44", "#7048e8", "#f08c00", "#0c8599", "#c2255c")
 
 _VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
+_LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=50, b=50))
+_LEGEND = dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right")
+
+
+def colors(n: int, *, base: bool = False) -> list[str]:
+    """`n` series colours from `PALETTE` (cycling); `base=True`: the first series is a
+    reference (the base model, the prompt) and gets `BEFORE_COLOR`."""
+    head = [BEFORE_COLOR] if base and n else []
+    return head + [PALETTE[i % len(PALETTE)] for i in range(n - len(head))]
 
 
 def token_label(text: str) -> str:
@@ -36,15 +64,42 @@ def token_label(text: str) -> str:
     return "".join(_VISIBLE.get(ch, ch) for ch in text)
 
 
-def as_distribution(x) -> Distribution:
-    """A Distribution from a Distribution, or from a 1-D tensor of probabilities (non-negative,
-    summing to 1) or of logits (anything else)."""
+def as_distribution(x, kind: str | None = None) -> Distribution:
+    """A Distribution from a Distribution, or from a 1-D tensor (or list) of probabilities
+    (`kind="probs"`: non-negative, summing to 1) or of logits (`kind="logits"`).
+
+    Without `kind`, a tensor with a negative entry is logits (no probability is negative);
+    one of non-negative numbers is ambiguous and raises a ValueError that names both ways."""
+    if kind not in (None, "probs", "logits"):
+        raise ValueError(f"kind must be 'probs' or 'logits', got {kind!r}")
     if isinstance(x, Distribution):
         return x
-    t = torch.as_tensor(x).detach().float().flatten()
-    if t.numel() and (t >= 0).all() and abs(float(t.sum()) - 1) < 1e-3:
-        return Distribution.from_logits(t.log())                       # probabilities
-    return Distribution.from_logits(t)                                 # logits
+    t = torch.as_tensor(x).detach().float()
+    if t.dim() == 2 and t.shape[0] == 1:
+        t = t[0]
+    if t.dim() != 1 or t.numel() == 0:
+        raise ValueError(f"a distribution is a Distribution or a non-empty 1-D tensor, got "
+                         f"shape {tuple(t.shape)}")
+    if torch.isnan(t).any():
+        raise ValueError("the tensor contains NaN: check the model's output or the control "
+                         "applied before")
+    if kind is None:
+        if (t < 0).any():
+            kind = "logits"
+        else:
+            raise ValueError(
+                "a tensor of non-negative numbers could be probabilities or logits (logits "
+                f"may be positive, even sum to 1; this one sums to {float(t.sum()):.4g}): "
+                "say which with kind='probs' or kind='logits', or pass a Distribution "
+                "(lk.dist.Distribution.from_logits(logits))")
+    if kind == "logits":
+        return Distribution.from_logits(t)
+    total = float(t.sum())
+    if (t < 0).any() or abs(total - 1) > 1e-3:
+        raise ValueError(f"probabilities must be non-negative and sum to 1, got a sum of "
+                         f"{total:.4g}{' and negative entries' if (t < 0).any() else ''}: "
+                         "renormalise them, or pass kind='logits' if they are scores")
+    return Distribution.from_logits(t.log())
 
 
 def _unique(labels: list[str], ids: list[int]) -> list[str]:
@@ -55,15 +110,18 @@ def _unique(labels: list[str], ids: list[int]) -> list[str]:
     return [f"{label} #{i}" if seen[label] > 1 else label for label, i in zip(labels, ids)]
 
 
-def bars_data(before, after=None, k: int = 20, *, rank_by: str = "before"):
+def bars_data(before, after=None, k: int = 20, *, rank_by: str = "before",
+              kind: str | None = None):
     """(labels, before_probs, after_probs or None) for the top-k tokens of `before` (or of
     `after`, with rank_by="after": to show what a boost brings up), most likely first; the
-    other distribution's probabilities are read on the same tokens."""
-    before = as_distribution(before)
+    other distribution's probabilities are read on the same tokens. `kind` says what bare
+    tensors hold ('probs' or 'logits'; see `as_distribution`)."""
+    k = whole("k", k, low=1)
+    before = as_distribution(before, kind)
     if after is None:
         ids, probs = before.top_ids(k)
         return _unique([token_label(before.token_text(i)) for i in ids], ids), probs, None
-    after = as_distribution(after)
+    after = as_distribution(after, kind)
     if len(after) != len(before):
         raise ValueError(f"before and after must be over the same vocabulary, got "
                          f"{len(before)} and {len(after)} tokens")
@@ -75,13 +133,14 @@ def bars_data(before, after=None, k: int = 20, *, rank_by: str = "before"):
 
 
 def bars(before, after=None, k: int = 20, *, title: str | None = None,
-         names: tuple[str, str] = ("model", "after controls"), rank_by: str = "before"):
+         names: tuple[str, str] = ("model", "after controls"), rank_by: str = "before",
+         kind: str | None = None):
     """Bar chart of the top-k tokens of `before` (or of `after`, rank_by="after"); with `after`,
     its probabilities on the same tokens as a second bar beside each (trace 0 is `before`,
     trace 1 `after`)."""
     import plotly.graph_objects as go
 
-    labels, p_before, p_after = bars_data(before, after, k, rank_by=rank_by)
+    labels, p_before, p_after = bars_data(before, after, k, rank_by=rank_by, kind=kind)
     fig = go.Figure()
     fig.add_bar(x=labels, y=p_before, name=names[0], marker_color=BEFORE_COLOR,
                 hovertemplate="%{x}: %{y:.3f}<extra>" + names[0] + "</extra>")
@@ -91,10 +150,23 @@ def bars(before, after=None, k: int = 20, *, title: str | None = None,
     fig.update_layout(
         title=title or f"top {len(labels)} next tokens", barmode="group", bargap=0.15,
         xaxis=dict(title="next token (␣ = space)", type="category", tickangle=-45),
-        yaxis=dict(title="probability", rangemode="tozero"),
-        legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
-        margin=dict(l=50, r=20, t=60, b=90), height=380, template="plotly_white")
+        yaxis=dict(title="probability", rangemode="tozero"), legend=_LEGEND,
+        height=380, **{**_LAYOUT, "margin": dict(l=50, r=20, t=60, b=90)})
     return fig
+
+
+def explorer_figure(before, after, k: int = 20):
+    """The explorer panel's figure: `bars` of the model's distribution and the one after the
+    knobs (trace 0 and trace 1)."""
+    return bars(before, after, k, names=("model", "after the knobs"),
+                title="next-token distribution: before and after the knobs")
+
+
+def boosted(before, after, k: int = 15):
+    """The strength panel's figure: bars of the top-k tokens *after* a boost (so the boosted
+    tokens show), the model's own probability in grey beside each (trace 0 model, 1 after)."""
+    return bars(before, after, k, rank_by="after", names=("model", "after the boost"),
+                title="top next tokens after the boost, and the model's own probability")
 
 
 def lines(x, series: dict, *, x_title: str = "", y_title: str = "", title: str | None = None,
@@ -102,18 +174,152 @@ def lines(x, series: dict, *, x_title: str = "", y_title: str = "", title: str |
     """One curve per entry of `series` ({name: y values}) against the shared `x` values."""
     import plotly.graph_objects as go
 
+    x = list(x)
     fig = go.Figure()
-    for name, y in series.items():
+    for (name, y), color in zip(series.items(), colors(len(series))):
         y = y.tolist() if isinstance(y, torch.Tensor) else list(y)
-        fig.add_scatter(x=list(x), y=y, mode="lines+markers", name=name)
+        if len(y) != len(x):
+            raise ValueError(f"series {name!r} has {len(y)} values for {len(x)} x values")
+        fig.add_scatter(x=x, y=y, mode="lines+markers", name=name, line_color=color)
     fig.update_layout(title=title, xaxis=dict(title=x_title, type="log" if log_x else "linear"),
-                      yaxis=dict(title=y_title), height=340, template="plotly_white",
-                      margin=dict(l=50, r=20, t=50, b=50))
+                      yaxis=dict(title=y_title), height=340, **_LAYOUT)
     return fig
 
 
-def explorer_figure(before, after, k: int = 20):
-    """The explorer panel's figure: `bars` of the model's distribution and the one after the
-    knobs (trace 0 and trace 1, which the panel's callback updates in place)."""
-    return bars(before, after, k, names=("model", "after the knobs"),
-                title="next-token distribution: before and after the knobs")
+# --- the toy world: whole sequences (notebook 01) --------------------------------------------
+
+
+def sequence_rows(logp, k: int = 12) -> torch.Tensor:
+    """Rows of the k most likely sequences under log-probabilities `logp` [N], likeliest first."""
+    logp = torch.as_tensor(logp)
+    return logp.topk(min(whole("k", k, low=1), logp.numel())).indices
+
+
+def sequences(world, dists: dict, k: int = 12, *, order_by: str | None = None, rows=None):
+    """Grouped bars: the probability of whole sequences of the toy `world` in each
+    distribution of `dists` ({name: log-probs [N]}, one per sequence), trace i for the i-th.
+    The sequences shown are the k most likely under `order_by` (default: the first of
+    `dists`), or the given `rows` (a panel keeps them fixed, so the eye sees mass move)."""
+    import plotly.graph_objects as go
+
+    if not dists:
+        raise ValueError("dists is empty: give {name: log-probs [N]}, "
+                         "e.g. {'π': world.log_prob()}")
+    dists = {name: torch.as_tensor(lp) for name, lp in dists.items()}
+    for name, lp in dists.items():
+        if lp.shape != (world.n_sequences,):
+            raise ValueError(f"dists[{name!r}] has shape {tuple(lp.shape)}: it must hold one "
+                             f"log-probability per sequence, [{world.n_sequences}]")
+    order_by = next(iter(dists)) if order_by is None else order_by
+    if order_by not in dists:
+        raise ValueError(f"order_by={order_by!r} is not one of {list(dists)}")
+    rows = sequence_rows(dists[order_by], k) if rows is None else torch.as_tensor(rows)
+    labels = [world.text(s) for s in world.sequences()[rows]]
+    fig = go.Figure([go.Bar(name=name, x=labels, y=lp.exp()[rows].tolist(), marker_color=c)
+                     for (name, lp), c in zip(dists.items(), colors(len(dists), base=True))])
+    fig.update_layout(barmode="group", yaxis=dict(title="probability", rangemode="tozero"),
+                      xaxis=dict(type="category"), legend=_LEGEND, height=360,
+                      **{**_LAYOUT, "margin": dict(l=50, r=20, t=50, b=80)})
+    return fig
+
+
+# --- the token pool: the mask at each step (notebook 05) -------------------------------------
+
+
+def pool_mask(steps, k: int = 15, title: str = "which of the model's top tokens the pool allows"):
+    """Heatmap: one column per generation step (`lk.generate(..., trace=True)`: each step has
+    `.before`, `.after` and `.text`), one row per rank of the model's own top-k tokens;
+    coloured where the pool allowed the token."""
+    import plotly.graph_objects as go
+
+    k, steps = whole("k", k, low=1), list(steps)
+    if not steps:
+        raise ValueError("no steps to show: generate with trace=True to get them")
+    z, text = [], []
+    for step in steps:
+        ids, _ = step.before.top_ids(k)
+        z.append([float(torch.isfinite(step.after.logits[i])) for i in ids])
+        text.append([token_label(step.before.token_text(i)) for i in ids])
+    zt, tt = [list(r) for r in zip(*z)], [list(r) for r in zip(*text)]     # rank step
+    cols = [f"{t}: {token_label(s.text)}" for t, s in enumerate(steps)]
+    fig = go.Figure(go.Heatmap(z=zt, x=cols, y=list(range(1, len(zt) + 1)), text=tt,
+                               texttemplate="%{text}", zmin=0, zmax=1, showscale=False,
+                               colorscale=[[0, EMPTY_COLOR], [1, AFTER_COLOR]],
+                               hovertemplate="step %{x}, rank %{y}: %{text}<extra></extra>"))
+    fig.update_layout(title=title, xaxis=dict(title="step: token drawn", type="category"),
+                      yaxis=dict(title="model's rank", autorange="reversed"),
+                      height=120 + 28 * len(zt),
+                      **{**_LAYOUT, "margin": dict(l=60, r=20, t=50, b=80)})
+    return fig
+
+
+# --- prompting: labels and shots (notebook 02) -----------------------------------------------
+
+
+def label_colors(n: int, gold: int | None) -> list[str]:
+    """The correct label in AFTER_COLOR, the others grey."""
+    return [AFTER_COLOR if j == gold else BEFORE_COLOR for j in range(n)]
+
+
+def label_bars(choices, probs, gold: int | None = None, title: str | None = None):
+    """A bar per candidate label with its probability (a list or 1-D tensor, one per label),
+    the correct one (index `gold`) highlighted."""
+    import plotly.graph_objects as go
+
+    choices = list(choices)
+    probs = probs.tolist() if isinstance(probs, torch.Tensor) else [float(p) for p in probs]
+    if len(probs) != len(choices):
+        raise ValueError(f"{len(choices)} labels but {len(probs)} probabilities")
+    if gold is not None and not 0 <= gold < len(choices):
+        raise ValueError(f"gold={gold} is not the index of one of the {len(choices)} labels")
+    fig = go.Figure(go.Bar(x=choices, y=probs, marker_color=label_colors(len(choices), gold),
+                           hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+    fig.update_layout(title=title, yaxis=dict(title="p(label | prompt)", range=[0, 1]),
+                      xaxis=dict(type="category"), height=300, **_LAYOUT)
+    return fig
+
+
+def sweep(history: list[dict], key: str = "accuracy", title: str | None = None):
+    """`key` vs number of shots from a `prompting.sweep` history, one line per format, error
+    bars = std over the shots' orders."""
+    import plotly.graph_objects as go
+
+    from . import prompting
+
+    if not history:
+        raise ValueError("the history is empty: run prompting.sweep first")
+    if key not in history[0]:
+        raise ValueError(f"key={key!r} is not in the history; its keys are {list(history[0])}")
+    summary = prompting.summarize(history, key)
+    fig = go.Figure()
+    for (fmt, (ks, mean, std)), color in zip(summary.items(), colors(len(summary))):
+        fig.add_scatter(x=ks, y=mean, error_y=dict(type="data", array=std), name=fmt,
+                        mode="lines+markers", line_color=color)
+    fig.update_layout(title=title, xaxis=dict(title="shots"),
+                      yaxis=dict(title=key.replace("_", " "), range=[0, 1.05]), height=350,
+                      **_LAYOUT)
+    return fig
+
+
+# --- steering: success against fluency (notebook 06) -----------------------------------------
+
+
+def tradeoff(curves: dict, x: str, y: str, *, title: str | None = None):
+    """One line per method: {method: [row, ...]} (rows from `scoreboard.run`, in order of
+    strength, each a dict with keys `x` and `y`; a "strength" key shows on hover)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for (method, rows), color in zip(curves.items(), colors(len(curves))):
+        missing = [key for key in (x, y) if any(key not in r for r in rows)]
+        if missing:
+            raise ValueError(f"the rows of {method!r} have no {missing[0]!r}; they have "
+                             f"{sorted(rows[0]) if rows else 'nothing'}")
+        fig.add_scatter(x=[r[x] for r in rows], y=[r[y] for r in rows], mode="lines+markers",
+                        name=method, line_color=color,
+                        text=[str(r.get("strength", "")) for r in rows],
+                        hovertemplate=f"{method}<br>strength %{{text}}<br>{x} %{{x:.3g}}"
+                                      f"<br>{y} %{{y:.3g}}<extra></extra>")
+    fig.update_layout(title=title or f"{y} vs {x}", xaxis=dict(title=x), yaxis=dict(title=y),
+                      height=360, **_LAYOUT)
+    return fig

@@ -1,35 +1,13 @@
-"""The plots show the right tokens and numbers; the explorer panel recomputes from cached
-logits when a knob moves, calls the model once per prompt, and shows its errors."""
-import contextlib
-import os
-
+"""The figure factories of `labkit.viz` show the right tokens and numbers, in the lab's one set
+of colours; a bare tensor that could be probabilities or logits is a ValueError, never a guess;
+`widgets.explore` (the explorer's pure function) reads out what the knobs did. The panels
+themselves are tested in test_panels.py."""
 import pytest
 import torch
 
 import labkit as lk
 from labkit import viz, widgets
-
-# `make test` runs every test marked `widgets` twice: with ipywidgets 8, then with the 7.7 that
-# Colab ships (LABKIT_IPYWIDGETS=7, ipywidgets 7.7.1 put first on PYTHONPATH).
-pytestmark = pytest.mark.widgets
-
-
-def test_the_ipywidgets_version_under_test():
-    import ipywidgets
-    major = int(ipywidgets.__version__.split(".")[0])
-    wanted = os.environ.get("LABKIT_IPYWIDGETS")
-    assert major == int(wanted) if wanted else major in (7, 8), ipywidgets.__version__
-
-
-@contextlib.contextmanager
-def count_forward_calls(lm):
-    calls = []
-    handle = lm.model.register_forward_hook(lambda *args: calls.append(1))
-    try:
-        yield calls
-    finally:
-        handle.remove()
-
+from labkit.dist import Distribution
 
 # --- viz ---------------------------------------------------------------------------------------
 
@@ -72,18 +50,51 @@ def test_bars_reads_after_on_the_same_tokens():
     assert sum(fig.data[0].y) < 1.0
 
 
-def test_bars_accepts_tensors_of_probabilities_or_logits():
+def test_bars_accepts_tensors_of_probabilities_or_logits_when_told_which():
     probs = torch.tensor([0.1, 0.6, 0.3])
-    from_probs = viz.bars(probs, k=3).data[0]
-    from_logits = viz.bars(probs.log() + 7.0, k=3).data[0]
-    assert list(from_probs.x) == list(from_logits.x) == ["1", "2", "0"]
-    assert from_probs.y == pytest.approx([0.6, 0.3, 0.1])
-    assert from_logits.y == pytest.approx([0.6, 0.3, 0.1])
+    from_probs = viz.bars(probs, k=3, kind="probs").data[0]
+    from_logits = viz.bars(probs.log() + 7.0, k=3, kind="logits").data[0]   # all positive
+    from_negative = viz.bars(probs.log(), k=3).data[0]     # a negative entry: only logits fit
+    assert list(from_probs.x) == list(from_logits.x) == list(from_negative.x) == ["1", "2", "0"]
+    for bar in (from_probs, from_logits, from_negative):
+        assert bar.y == pytest.approx([0.6, 0.3, 0.1])
+
+
+@pytest.mark.parametrize("x", [[0.1, 0.6, 0.3], [1.0, 0.0, 0.0], [0.5, 0.5], [3.0, 1.0]])
+def test_a_tensor_that_could_be_probabilities_or_logits_is_a_value_error(x):
+    with pytest.raises(ValueError, match="kind='probs' or kind='logits'"):
+        viz.as_distribution(torch.tensor(x))
+    with pytest.raises(ValueError, match="kind='probs' or kind='logits'"):
+        viz.bars(torch.tensor(x))
+
+
+def test_the_two_readings_of_one_tensor_differ():
+    x = torch.tensor([1.0, 0.0, 0.0])                 # logits that happen to sum to 1
+    assert viz.as_distribution(x, kind="probs").probs.tolist() == [1.0, 0.0, 0.0]
+    assert float(viz.as_distribution(x, kind="logits").probs[0]) == pytest.approx(
+        float(torch.softmax(x, 0)[0]))                # 0.58: a mild preference
+
+
+def test_as_distribution_checks_probabilities_and_its_arguments():
+    d = lk.Distribution.from_logits(torch.tensor([1.0, 2.0]))
+    assert viz.as_distribution(d) is d and viz.as_distribution(d, kind="probs") is d
+    with pytest.raises(ValueError, match="sum to 1.*kind='logits'"):
+        viz.as_distribution(torch.tensor([0.2, 0.3]), kind="probs")
+    with pytest.raises(ValueError, match="negative"):
+        viz.as_distribution(torch.tensor([-0.5, 1.5]), kind="probs")
+    with pytest.raises(ValueError, match="kind must be"):
+        viz.as_distribution(torch.tensor([-1.0, 0.0]), kind="logprobs")
+    with pytest.raises(ValueError, match="1-D"):
+        viz.as_distribution(torch.zeros(2, 3) - 1)
+    with pytest.raises(ValueError, match="NaN"):
+        viz.as_distribution(torch.tensor([float("nan"), -1.0]))
 
 
 def test_bars_rejects_mismatched_vocabularies():
     with pytest.raises(ValueError, match="same vocabulary"):
-        viz.bars(torch.tensor([0.5, 0.5]), torch.tensor([0.2, 0.3, 0.5]))
+        viz.bars(torch.tensor([0.5, 0.5]), torch.tensor([0.2, 0.3, 0.5]), kind="probs")
+    with pytest.raises(ValueError, match="k must be"):
+        viz.bars(torch.tensor([-1.0, 0.0]), k=0)
 
 
 def test_lines_has_one_curve_per_series():
@@ -109,113 +120,132 @@ def test_explore_reads_out_entropy_support_and_mass():
     assert widgets.explore(d, top_k=1).entropy_after == 0.0
 
 
-# --- the panel ---------------------------------------------------------------------------------
-
-@pytest.fixture
-def panel(tiny_lm):
-    return widgets.explorer(tiny_lm, "The capital of France is", k=10)
-
-
-def test_panel_is_a_displayable_widget_with_a_live_figure(panel):
-    import ipywidgets
-    import plotly.graph_objects as go
-
-    assert isinstance(panel, ipywidgets.VBox)
-    assert isinstance(panel.fig, go.FigureWidget) and panel.fig in panel.children
-    assert panel.prompt.continuous_update is False
-    assert len(panel.fig.data[0].x) == 10
-    assert "entropy" in panel.readout.value and panel.error.value == ""
-
-
-def test_moving_a_knob_updates_result_and_figure_without_calling_the_model(panel, tiny_lm):
-    first = panel.result
-    with count_forward_calls(tiny_lm) as calls:
-        panel.top_k.value = 3
-        after_top_k = panel.result
-        panel.temperature.value = 0.5
-        panel.top_p.value = 0.3
-    assert calls == []                                    # cached logits, no forward pass
-    assert after_top_k is not first and after_top_k.support == 3
-    assert panel.result.entropy_after < first.entropy_after
-    assert panel.result.before is first.before            # the same cached distribution
-    assert list(panel.fig.data[1].y) == pytest.approx(
-        panel.result.after.probs[panel.result.before.top_ids(10)[0]].tolist())
-    assert sum(y > 0 for y in panel.fig.data[1].y) <= 3
-    assert "TopK(3)" in panel.readout.value
-
-
-def test_set_knobs_is_what_the_sliders_do(panel):
-    panel.set_knobs(temperature=2.0, top_k=0, top_p=1.0)
-    assert [repr(c) for c in panel.result.controls] == ["Temperature(2)"]
-    assert panel.result.entropy_after > panel.result.entropy_before
-
-
-def test_a_new_prompt_calls_the_model_once(panel, tiny_lm):
-    old_labels = list(panel.fig.data[0].x)
-    with count_forward_calls(tiny_lm) as calls:
-        panel.set_prompt("Once upon a time there was")
-    assert len(calls) == 1
-    want = lk.next_token(tiny_lm, "Once upon a time there was")
-    torch.testing.assert_close(panel.result.before.probs, want.probs)
-    assert list(panel.fig.data[0].x) != old_labels
-
-
-def test_an_empty_prompt_shows_the_error_in_the_panel_and_keeps_the_last_result(panel, tiny_lm):
-    good = panel.result
-    panel.set_prompt("")                                   # must not raise
-    assert "ValueError" in panel.error.value and "empty" in panel.error.value
-    assert panel.result is good
-    panel.set_prompt("Hello")                              # recovering clears the error
-    assert panel.error.value == ""
-    assert panel.result is not good
-
-
-def test_the_panel_works_with_a_small_vocabulary():
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    class CharTokenizer:
-        eos_token_id, pad_token_id, chat_template = 0, 0, None
-
-        def __call__(self, text, return_tensors=None, add_special_tokens=True):
-            ids = torch.tensor([[1 + ord(c) % 7 for c in text]])
-            return type("Enc", (), {"input_ids": ids})()
-
-        def decode(self, ids, skip_special_tokens=False):
-            return "".join("abcdefgh"[i] for i in ids)
-
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=8, n_embd=16, n_layer=1, n_head=2,
-                                       n_positions=32)).eval()
-    lm = lk.LM(model=model, tokenizer=CharTokenizer(), name="chars")
-    panel = widgets.explorer(lm, "abc")
-    assert len(panel.fig.data[0].x) == 8 and panel.top_k.max == 8
-    panel.top_k.value = 2
-    assert panel.result.support == 2 and panel.error.value == ""
-
-
-def test_without_figurewidget_the_panel_redraws_a_static_figure(tiny_lm, monkeypatch):
-    import ipywidgets
-    import plotly.graph_objects as go
-
-    def unavailable(*args, **kwargs):
-        raise ImportError("no anywidget")
-
-    monkeypatch.setattr(go, "FigureWidget", unavailable)
-    panel = widgets.explorer(tiny_lm, "Hello", k=5)
-    assert isinstance(panel.fig, go.Figure) and any(
-        isinstance(c, ipywidgets.Output) for c in panel.children)
-    panel.top_k.value = 2
-    assert sum(y > 0 for y in panel.fig.data[1].y) == 2 and panel.error.value == ""
 
 
 def test_bars_can_rank_by_the_after_distribution():
-    from labkit.dist import Distribution
-
     before = Distribution.from_logits(torch.tensor([3.0, 2.0, 1.0, 0.0]))
     after = Distribution.from_logits(torch.tensor([0.0, 1.0, 2.0, 3.0]))
-    labels, p_before, p_after = lk.viz.bars_data(before, after, k=2, rank_by="after")
+    labels, p_before, p_after = viz.bars_data(before, after, k=2, rank_by="after")
     assert labels == ["3", "2"]
     assert p_after == sorted(p_after, reverse=True)
     assert p_before == pytest.approx(before.probs[[3, 2]].tolist())
     with pytest.raises(ValueError, match="rank_by"):
-        lk.viz.bars_data(before, after, rank_by="model")
+        viz.bars_data(before, after, rank_by="model")
+
+
+# --- one set of colours ------------------------------------------------------------------------
+
+def test_figures_use_the_one_palette():
+    assert viz.colors(3) == list(viz.PALETTE[:3])
+    assert viz.colors(2, base=True) == [viz.BEFORE_COLOR, viz.PALETTE[0]]
+    assert len(viz.colors(len(viz.PALETTE) + 2)) == len(viz.PALETTE) + 2      # cycles
+    d = Distribution.from_logits(torch.tensor([2.0, 1.0, 0.0]))
+    fig = viz.bars(d, d.apply(lk.controls.TopK(1)), k=3)
+    assert [t.marker.color for t in fig.data] == [viz.BEFORE_COLOR, viz.AFTER_COLOR]
+    assert [t.line.color for t in viz.lines([1, 2], {"a": [1, 2], "b": [2, 1]}).data] == \
+        viz.colors(2)
+
+
+# --- the toy world's sequences (notebook 01) ---------------------------------------------------
+
+class ThreeWords:
+    """A duck-typed world: 3 words × 2 positions = 9 sequences (what viz.sequences reads)."""
+    vocab, n_sequences = ["a", "b", "c"], 9
+
+    def sequences(self):
+        return torch.tensor([[i, j] for i in range(3) for j in range(3)])
+
+    def text(self, seq):
+        return " ".join(self.vocab[int(i)] for i in seq)
+
+
+def test_sequences_shows_the_likeliest_under_order_by_in_every_distribution():
+    world = ThreeWords()
+    p = torch.tensor([0.3, 0.05, 0.05, 0.2, 0.1, 0.05, 0.1, 0.1, 0.05]).double()
+    q = torch.full((9,), 1 / 9).double()
+    fig = viz.sequences(world, {"model": p.log(), "uniform": q.log()}, k=3)
+    assert [t.name for t in fig.data] == ["model", "uniform"]
+    assert list(fig.data[0].x) == ["a a", "b a", "b b"]                # model's top 3
+    assert list(fig.data[0].y) == pytest.approx([0.3, 0.2, 0.1])
+    assert list(fig.data[1].y) == pytest.approx([1 / 9] * 3)           # read on the same rows
+    assert [t.marker.color for t in fig.data] == viz.colors(2, base=True)
+    fixed = viz.sequences(world, {"model": q.log()}, k=3, rows=viz.sequence_rows(p.log(), 3))
+    assert list(fixed.data[0].x) == ["a a", "b a", "b b"]              # rows kept as given
+    by_q = viz.sequences(world, {"model": p.log(), "uniform": q.log()}, k=2, order_by="uniform")
+    assert len(by_q.data[0].x) == 2
+
+
+def test_sequences_rejects_bad_input():
+    world = ThreeWords()
+    with pytest.raises(ValueError, match=r"one log-probability per sequence, \[9\]"):
+        viz.sequences(world, {"model": torch.zeros(8)})
+    with pytest.raises(ValueError, match="order_by='grammar' is not one of"):
+        viz.sequences(world, {"model": torch.zeros(9)}, order_by="grammar")
+    with pytest.raises(ValueError, match="empty"):
+        viz.sequences(world, {})
+
+
+# --- the token pool's mask (notebook 05) -------------------------------------------------------
+
+def test_pool_mask_marks_what_the_pool_allowed(tiny_lm):
+    from labkit import pool
+
+    price = pool.Regex(tiny_lm.tokenizer, r"\d{2}\.\d{2}")
+    _, steps = pool.generate_constrained(tiny_lm, "The price is", price, max_new_tokens=8,
+                                         seed=0, trace=True)
+    fig = viz.pool_mask(steps, k=5)
+    heat = fig.data[0]
+    assert len(heat.z) == 5 and len(heat.z[0]) == len(steps)           # rank step
+    for t, step in enumerate(steps):
+        ids, _ = step.before.top_ids(5)
+        assert [row[t] for row in heat.z] == [
+            float(torch.isfinite(step.after.logits[i])) for i in ids]
+    assert fig.data[0].colorscale[-1][1] == viz.AFTER_COLOR
+    with pytest.raises(ValueError, match="trace=True"):
+        viz.pool_mask([])
+
+
+# --- prompting (notebook 02) -------------------------------------------------------------------
+
+def test_label_bars_highlights_the_correct_label():
+    fig = viz.label_bars(["positive", "negative"], torch.tensor([0.7, 0.3]), gold=1)
+    assert list(fig.data[0].x) == ["positive", "negative"]
+    assert list(fig.data[0].y) == pytest.approx([0.7, 0.3])
+    assert list(fig.data[0].marker.color) == [viz.BEFORE_COLOR, viz.AFTER_COLOR]
+    with pytest.raises(ValueError, match="2 labels but 3"):
+        viz.label_bars(["a", "b"], [0.2, 0.3, 0.5])
+    with pytest.raises(ValueError, match="gold=2"):
+        viz.label_bars(["a", "b"], [0.2, 0.8], gold=2)
+
+
+HISTORY = [dict(format=f, shots=k, order=o, accuracy=a, p_correct=a, mass=0.5)
+           for f, k, o, a in [("raw", 0, 0, 0.5), ("raw", 2, 0, 0.6), ("raw", 2, 1, 0.8),
+                              ("chat", 0, 0, 0.7), ("chat", 2, 0, 0.9), ("chat", 2, 1, 0.9)]]
+
+
+def test_sweep_draws_one_line_per_format_with_the_spread_over_orders():
+    fig = viz.sweep(HISTORY, "accuracy")
+    assert [t.name for t in fig.data] == ["raw", "chat"]
+    raw = fig.data[0]
+    assert list(raw.x) == [0, 2] and list(raw.y) == pytest.approx([0.5, 0.7])
+    assert list(raw.error_y.array) == pytest.approx([0.0, 0.1])        # std over the 2 orders
+    assert fig.layout.yaxis.title.text == "accuracy"
+    with pytest.raises(ValueError, match="'acc' is not in the history"):
+        viz.sweep(HISTORY, "acc")
+    with pytest.raises(ValueError, match="empty"):
+        viz.sweep([])
+
+
+# --- steering trade-offs (notebook 06) ---------------------------------------------------------
+
+def test_tradeoff_draws_one_line_per_method_in_order_of_strength():
+    base = {"strength": 0, "ppl": 10.0, "pos": 0.2}
+    curves = {"bag": [base, {"strength": 4, "ppl": 30.0, "pos": 0.6}],
+              "guided": [base, {"strength": 3, "ppl": 12.0, "pos": 0.5}]}
+    fig = viz.tradeoff(curves, "ppl", "pos")
+    assert [t.name for t in fig.data] == ["bag", "guided"]
+    assert list(fig.data[0].x) == [10.0, 30.0] and list(fig.data[1].y) == [0.2, 0.5]
+    assert list(fig.data[0].text) == ["0", "4"]
+    assert fig.layout.title.text == "pos vs ppl"
+    with pytest.raises(ValueError, match="have no 'fluency'"):
+        viz.tradeoff(curves, "fluency", "pos")

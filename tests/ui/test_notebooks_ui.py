@@ -17,9 +17,10 @@ that never appears or a slider that does not move the chart. Here, per notebook 
    ran and the browser re-drew), and the panel shows no error;
 5. saves a PNG of the notebook's first panel to tests/ui/screenshots/<notebook>.png.
 
-Adding a notebook is one line in `NOTEBOOKS`. A last test runs a generated notebook with a
-slider and a Text box wired to nothing and a failing cell, and checks that the same helpers
-catch all three.
+Adding a notebook is one line in `NOTEBOOKS`. Two last tests run generated notebooks: one
+nests a panel in a `Tab` inside a `VBox` (as notebook 07's dashboard does) and drives it; the
+other has a slider and a Text box wired to nothing and a failing cell, and checks that the same
+helpers catch all three.
 """
 from __future__ import annotations
 
@@ -297,6 +298,40 @@ def test_notebook_panels_respond(nb: Notebook, page, lab, screenshots):
     assert not late, f"{nb.path}: error outputs after driving the panels: {json.dumps(late)[:2000]}"
 
 
+# --- a panel nested in a Tab inside a VBox (notebook 07's dashboard) still responds ----------
+
+NESTED_PANEL = [
+    "import ipywidgets as W\n"
+    "import labkit as lk\n"
+    "lm = lk.load('toy')                       # the toy world: trained in seconds, no download\n"
+    "panel = lk.widgets.Explorer(lm, 'sun sun', k=6)\n"
+    "tab = W.Tab(children=[panel, W.HTML('another tab')])\n"
+    "W.VBox([W.HTML('<b>a dashboard</b>'), tab])",
+]
+
+
+def _write_notebook(lab, name: str, cells: list[str]) -> None:
+    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}",
+                     "metadata": {}, "outputs": [], "source": src}
+                    for i, src in enumerate(cells)],
+          "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                      "name": "python3"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (lab.root / name).write_text(json.dumps(nb))
+
+
+def test_a_panel_nested_in_a_tab_responds(page, lab):
+    _write_notebook(lab, "ui_nested_panel.ipynb", NESTED_PANEL)
+    report = _open_and_run(page, lab, "ui_nested_panel.ipynb", 180)
+    assert not report["errors"], report["errors"]
+    panels, n = _find_panels(page, "ui_nested_panel.ipynb", 1)
+    assert n == 1, f"{n} panels, expected the one in the first tab"
+    before, after, how, changed = _move_and_compare(page, panels.first)
+    assert changed, (f"the nested panel's control changed ({how}: {before['controls']} -> "
+                     f"{after['controls']}) but its figure did not\n{after['text'][-500:]}")
+    assert "⚠" not in after["text"], after["text"]
+
+
 # --- the harness can fail: dead panels and an error cell are caught --------------------------
 
 DEAD_PANELS = [
@@ -316,13 +351,7 @@ DEAD_WAIT_MS = 5_000   # per dead panel; a live panel's figure changes within ~1
 def test_harness_catches_dead_panels_and_an_error(page, lab):
     """A slider and a Text box wired to nothing, and a failing cell: the checks above must see
     all three (each control changes, its figure does not)."""
-    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}",
-                     "metadata": {}, "outputs": [], "source": src}
-                    for i, src in enumerate(DEAD_PANELS)],
-          "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                      "name": "python3"}},
-          "nbformat": 4, "nbformat_minor": 5}
-    (lab.root / "ui_dead_panel.ipynb").write_text(json.dumps(nb))
+    _write_notebook(lab, "ui_dead_panel.ipynb", DEAD_PANELS)
     report = _open_and_run(page, lab, "ui_dead_panel.ipynb", 120)
     assert [e["ename"] for e in report["errors"]] == ["ZeroDivisionError"]
     for control, type_into in ((SLIDER, None), (TEXT_BOX, DEAD_TYPE_INTO)):

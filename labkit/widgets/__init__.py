@@ -1,0 +1,41 @@
+"""Interactive panels: move a control, watch a distribution reshape -- every panel of the lab.
+
+Each panel has three layers, so that each can be used (and tested) without the ones above:
+a pure function (callable without widgets) -> a figure factory in `labkit.viz` (returns a
+plotly figure, never shows it) -> a thin panel, an `ipywidgets.VBox` subclass that calls the
+pure function when a control moves and updates its figure's traces inside
+`fig.batch_update()`. One idiom (`Panel`, in panel.py): the controls are attributes,
+`panel.result` is the last result of the pure function, `panel.error` (inside the panel)
+shows a callback's error in red and keeps the last result, and a control that calls the
+model sends its value on Enter or release (`continuous_update=False`), only when it changes.
+
+| panel | notebook | pure function | figure |
+|---|---|---|---|
+| `Explorer(lm, prompt)` (`explorer(...)`) | 00 | `explore` | `viz.explorer_figure` |
+| `SequencePanel(world, make_dists, slider)` | 01 | the caller's `make_dists` | `viz.sequences` |
+| `LabelPanel(lm, task)` | 02 | `prompting.score_task` | `viz.label_bars` |
+| `PoolPanel(lm, prompt, options)` | 05 | `pool.restrict` | `viz.bars` |
+| `StrengthPanel(lm, prompt, words)` | 06 | `steer.boost` | `viz.boosted` |
+
+A panel nests: `W.VBox([a, b])` or `W.Tab(children=[a, b])` (notebook 07's dashboard).
+
+    panel = lk.widgets.Explorer(lm, "The capital of France is")
+    panel                      # last expression of a cell: displays the panel
+    panel.top_p.value = 0.5    # what dragging the slider does; panel.result follows
+
+Works with ipywidgets 7.7 (Colab; there, run
+`from google.colab import output; output.enable_custom_widget_manager()` once for plotly's
+FigureWidget) and 8. Without a FigureWidget (no anywidget) a panel redraws a static figure.
+
+Left out on purpose: the core-widgets renderer for Colab and VS Code (`lk.widgets.use(...)`),
+a later issue: `Panel._view` and `Panel._draw` are where it goes.
+"""
+from .knob_panel import Explored, Explorer, explore, explorer
+from .label_panel import LabelPanel
+from .panel import Panel, guarded
+from .pool_panel import PoolPanel
+from .sequence_panel import SequencePanel
+from .strength_panel import StrengthPanel
+
+__all__ = ["Explored", "Explorer", "LabelPanel", "Panel", "PoolPanel", "SequencePanel",
+           "StrengthPanel", "explore", "explorer", "guarded"]

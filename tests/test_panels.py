@@ -1,0 +1,371 @@
+"""Every panel of `labkit.widgets`, one idiom: built on the tiny models, nested in a `VBox` and in a
+`Tab` (notebook 07's dashboard), driven through its controls; `.result` follows, the figure's
+traces change, errors show in `.error` and keep the last result, and a control that needs no
+model call makes none (forward passes counted with a hook)."""
+import contextlib
+import dataclasses
+import os
+
+import ipywidgets as W
+import pytest
+import torch
+
+import labkit as lk
+from labkit import bayes, tasks, toy, widgets
+
+# `make test` runs every test marked `widgets` twice: with ipywidgets 8, then with the 7.7 that
+# Colab ships (LABKIT_IPYWIDGETS=7, ipywidgets 7.7.1 put first on PYTHONPATH).
+pytestmark = pytest.mark.widgets
+
+
+def test_the_ipywidgets_version_under_test():
+    major = int(W.__version__.split(".")[0])
+    wanted = os.environ.get("LABKIT_IPYWIDGETS")
+    assert major == int(wanted) if wanted else major in (7, 8), W.__version__
+
+
+@contextlib.contextmanager
+def count_forward_calls(lm):
+    """Every forward pass of `lm`'s model goes through its input embeddings (the fast label
+    scorer runs the base model without the head, so a hook on the head would miss it)."""
+    calls = []
+    handle = lm.model.get_input_embeddings().register_forward_hook(lambda *a: calls.append(1))
+    try:
+        yield calls
+    finally:
+        handle.remove()
+
+
+def ys(panel) -> list:
+    return [tuple(trace.y) for trace in panel.fig.data]
+
+
+# --- every panel, one table: how to build it, what costs a model call, what breaks it ----------
+
+@pytest.fixture(scope="module")
+def world():
+    """A 3-word × 3-day toy world (27 sequences), trained in about a second."""
+    return toy.make_world(vocab=("a", "b", "c"), length=3)
+
+
+class Case:
+    """How a test drives one panel: `costly` changes an input that needs the model (None: the
+    panel has none), `cheap` a knob that must not call it, `bad` breaks it (returns the error
+    text expected), `good` recovers."""
+
+    def __init__(self, build, cheap, bad, good, costly=None, calls=1):
+        self.build, self.cheap, self.bad, self.good = build, cheap, bad, good
+        self.costly, self.calls = costly, calls
+
+
+def sequence_panel(world):
+    logp = world.log_prob()
+    reward = bayes.world_reward(world, lambda x: (x == 0).double().sum(-1))
+
+    def make(beta):
+        if beta > 5:
+            raise ValueError("too hot")
+        return {"base": logp, "tilt": bayes.tilt(logp, reward, beta)}
+
+    slider = W.FloatSlider(value=1.0, min=0.1, max=10, continuous_update=False)
+    return widgets.SequencePanel(world, make, slider, k=5)
+
+
+def set_value(attr, value):
+    def act(panel):
+        getattr(panel, attr).value = value
+    return act
+
+
+def broken(attr, value, message):
+    def act(panel):
+        getattr(panel, attr).value = value
+        return message
+    return act
+
+
+def no_train(panel):
+    panel.task = dataclasses.replace(panel.task, train=[])
+    panel.shots.value = 3                                   # a setting not in the cache
+    return "only 0 training examples"
+
+
+def restore(panel):
+    panel.task = tasks.sentiment()
+    panel.shots.value = 1
+
+
+CASES = {
+    "explorer": Case(lambda lm, w: widgets.Explorer(lm, "The capital of France is", k=8),
+                     costly=set_value("prompt", "Once upon a time"), cheap=set_value("top_k", 3),
+                     bad=broken("prompt", "", "empty"), good=set_value("prompt", "Hello")),
+    "sequences": Case(lambda lm, w: sequence_panel(w), cheap=set_value("slider", 0.3),
+                      bad=broken("slider", 8.0, "too hot"), good=set_value("slider", 2.0)),
+    "pool": Case(lambda lm, w: widgets.PoolPanel(lm, "The city is", " Paris| Rome", k=8,
+                                                      rank_by="after"),
+                 costly=set_value("prompt", "My favourite city is"),
+                 cheap=set_value("written", " R"), bad=broken("options", "", "empty"),
+                 good=set_value("options", " Paris| Rome| Oslo")),
+    "strength": Case(lambda lm, w: widgets.StrengthPanel(lm, "The weather today is", ["happy"],
+                                                         strength=1.0, k=8),
+                     costly=set_value("prompt", "Once upon a time"),
+                     cheap=set_value("strength", 6.0), bad=broken("prompt", "   ", "empty"),
+                     good=set_value("prompt", "It was")),
+    # the label panel calls the model for every new setting; going back to one is free
+    "labels": Case(lambda lm, w: widgets.LabelPanel(lm, tasks.sentiment(), max_shots=4,
+                                                    orders=2),
+                   costly=set_value("shots", 2), cheap=set_value("shots", 0), bad=no_train,
+                   good=restore, calls=None),
+}
+
+
+@pytest.fixture(params=list(CASES))
+def case(request):
+    return request.param, CASES[request.param]
+
+
+@pytest.mark.parametrize("container", ["VBox", "Tab"])
+def test_every_panel_works_nested(case, container, tiny_lm, world):
+    name, c = case
+    panel = c.build(tiny_lm, world)
+    box = W.VBox([panel]) if container == "VBox" else W.Tab(children=[panel])
+    assert box.children == (panel,) and isinstance(panel, (widgets.Panel, W.VBox))
+    assert panel.error in panel.children and panel.readout in panel.children
+    assert panel.fig in panel.children                      # a live go.FigureWidget
+    assert panel.error.value == "" and panel.result is not None
+
+    if c.costly is not None:                                # an input that needs the model
+        first, drawn = panel.result, ys(panel)
+        with count_forward_calls(tiny_lm) as calls:
+            c.costly(panel)
+        assert panel.error.value == "", panel.error.value
+        assert calls and (c.calls is None or len(calls) == c.calls), calls
+        assert panel.result is not first and ys(panel) != drawn
+
+    first, drawn = panel.result, ys(panel)                  # a knob that needs no model call
+    with count_forward_calls(tiny_lm) as calls:
+        c.cheap(panel)
+    assert calls == [], f"{name}: a knob called the model {len(calls)} times"
+    assert panel.error.value == "", panel.error.value
+    assert panel.result is not first and ys(panel) != drawn
+
+    good, drawn = panel.result, ys(panel)                   # an error: shown, last result kept
+    message = c.bad(panel)
+    assert "⚠" in panel.error.value and message in panel.error.value, panel.error.value
+    assert panel.result is good and ys(panel) == drawn
+
+    c.good(panel)                                           # recovering clears the error
+    assert panel.error.value == "" and panel.result is not good
+
+
+def test_every_panel_is_exported_and_follows_the_idiom():
+    for name in ("Explorer", "SequencePanel", "PoolPanel", "StrengthPanel", "LabelPanel"):
+        cls = getattr(lk.widgets, name)
+        assert issubclass(cls, widgets.Panel) and issubclass(cls, W.VBox), name
+        for method in ("compute", "figure"):
+            assert getattr(cls, method) is not getattr(widgets.Panel, method), (name, method)
+
+
+# --- the explorer (notebook 00) ---------------------------------------------------------------
+
+@pytest.fixture
+def panel(tiny_lm):
+    return widgets.explorer(tiny_lm, "The capital of France is", k=10)
+
+
+def test_explorer_is_a_displayable_widget_with_a_live_figure(panel):
+    import plotly.graph_objects as go
+
+    assert isinstance(panel, widgets.Explorer) and isinstance(panel.fig, go.FigureWidget)
+    assert panel.prompt.continuous_update is False
+    assert len(panel.fig.data[0].x) == 10
+    assert "entropy" in panel.readout.value and panel.error.value == ""
+
+
+def test_moving_a_knob_updates_result_and_figure_without_calling_the_model(panel, tiny_lm):
+    first = panel.result
+    with count_forward_calls(tiny_lm) as calls:
+        panel.top_k.value = 3
+        after_top_k = panel.result
+        panel.temperature.value = 0.5
+        panel.top_p.value = 0.3
+    assert calls == []                                    # cached logits, no forward pass
+    assert after_top_k is not first and after_top_k.support == 3
+    assert panel.result.entropy_after < first.entropy_after
+    assert panel.result.before is first.before            # the same cached distribution
+    assert list(panel.fig.data[1].y) == pytest.approx(
+        panel.result.after.probs[panel.result.before.top_ids(10)[0]].tolist())
+    assert sum(y > 0 for y in panel.fig.data[1].y) <= 3
+    assert "TopK(3)" in panel.readout.value
+
+
+def test_set_knobs_is_what_the_sliders_do(panel):
+    panel.set_knobs(temperature=2.0, top_k=0, top_p=1.0)
+    assert [repr(c) for c in panel.result.controls] == ["Temperature(2)"]
+    assert panel.result.entropy_after > panel.result.entropy_before
+
+
+def test_a_new_prompt_calls_the_model_once(panel, tiny_lm):
+    old_labels = list(panel.fig.data[0].x)
+    with count_forward_calls(tiny_lm) as calls:
+        panel.set_prompt("Once upon a time there was")
+    assert len(calls) == 1
+    want = lk.next_token(tiny_lm, "Once upon a time there was")
+    torch.testing.assert_close(panel.result.before.probs, want.probs)
+    assert list(panel.fig.data[0].x) != old_labels
+
+
+def test_the_explorer_works_with_a_small_vocabulary():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    class CharTokenizer:
+        eos_token_id, pad_token_id, chat_template = 0, 0, None
+
+        def __call__(self, text, return_tensors=None, add_special_tokens=True):
+            return type("Enc", (), {"input_ids": [1 + ord(c) % 7 for c in text]})()
+
+        def decode(self, ids, skip_special_tokens=False):
+            return "".join("abcdefgh"[i] for i in ids)
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=8, n_embd=16, n_layer=1, n_head=2,
+                                       n_positions=32)).eval()
+    lm = lk.LM(model=model, tokenizer=CharTokenizer(), name="chars")
+    panel = widgets.explorer(lm, "abc")
+    assert len(panel.fig.data[0].x) == 8 and panel.top_k.max == 8
+    panel.top_k.value = 2
+    assert panel.result.support == 2 and panel.error.value == ""
+
+
+def test_without_figurewidget_a_panel_redraws_a_static_figure(tiny_lm, monkeypatch):
+    import plotly.graph_objects as go
+
+    def unavailable(*args, **kwargs):
+        raise ImportError("no anywidget")
+
+    monkeypatch.setattr(go, "FigureWidget", unavailable)
+    panel = widgets.explorer(tiny_lm, "Hello", k=5)
+    assert isinstance(panel.fig, go.Figure) and any(
+        isinstance(c, W.Output) for c in panel.children)
+    panel.top_k.value = 2
+    assert sum(y > 0 for y in panel.fig.data[1].y) == 2 and panel.error.value == ""
+    strength = widgets.StrengthPanel(tiny_lm, "Hello", ["happy"], k=5)   # every panel: one path
+    before = list(strength.fig.data[1].y)
+    strength.strength.value = 8.0
+    assert list(strength.fig.data[1].y) != before and strength.error.value == ""
+
+
+def test_a_bad_first_prompt_raises_from_the_constructor(tiny_lm):
+    with pytest.raises(ValueError, match="empty"):
+        widgets.Explorer(tiny_lm, "")
+    with pytest.raises(ValueError, match="empty"):
+        widgets.PoolPanel(tiny_lm, "The city is", "")
+
+
+# --- the sequence panel (notebook 01) ---------------------------------------------------------
+
+def test_sequence_panel_keeps_its_sequences_and_calls_make_dists_once_per_value(world):
+    logp = world.log_prob()
+    reward = bayes.world_reward(world, lambda x: (x == 2).double().sum(-1))
+    calls = []
+
+    def make(beta):
+        calls.append(beta)
+        return {"base": logp, "tilt": bayes.tilt(logp, reward, beta)}
+
+    slider = W.FloatLogSlider(value=1.0, base=10, min=-1, max=1, step=0.05,
+                              continuous_update=False)
+    panel = widgets.SequencePanel(world, make, slider, k=5, order_by="tilt")
+    labels, base_y = list(panel.fig.data[0].x), list(panel.fig.data[0].y)
+    assert calls == [1.0] and panel.slider is slider and len(labels) == 5
+    rows = lk.viz.sequence_rows(bayes.tilt(logp, reward, 1.0), 5)     # the first tilt's top 5
+    assert panel.rows.tolist() == rows.tolist()
+    slider.value = 0.1
+    assert calls == [1.0, 0.1]
+    assert torch.equal(panel.result["tilt"], bayes.tilt(logp, reward, 0.1))
+    moved = lk.viz.sequence_rows(panel.result["tilt"], 5)
+    assert moved.tolist() != rows.tolist()                # the top 5 changed, the bars did not:
+    assert list(panel.fig.data[0].x) == list(panel.fig.data[1].x) == labels
+    assert list(panel.fig.data[0].y) == base_y            # the base did not move, the tilt did
+    assert list(panel.fig.data[1].y) == pytest.approx(panel.result["tilt"].exp()[rows].tolist())
+    slider.value = 0.2
+    assert list(panel.fig.data[1].x) == labels and panel.rows.tolist() == rows.tolist()
+
+
+def test_a_panel_redraws_when_the_number_of_series_changes(world):
+    logp = world.log_prob()
+    uniform = torch.full_like(logp, -float(torch.log(torch.tensor(float(logp.numel())))))
+    slider = W.IntSlider(value=1, min=1, max=2)
+    panel = widgets.SequencePanel(world, lambda n: dict(list(
+        {"π": logp, "uniform": uniform}.items())[:n]), slider, k=4)
+    assert [t.name for t in panel.fig.data] == ["π"]
+    slider.value = 2
+    assert [t.name for t in panel.fig.data] == ["π", "uniform"] and panel.error.value == ""
+    assert list(panel.fig.data[1].x) == list(panel.fig.data[0].x)
+
+
+def test_sequence_panel_rejects_bad_arguments(world):
+    logp = world.log_prob()
+    with pytest.raises(TypeError, match="slider"):
+        widgets.SequencePanel(world, lambda v: {"π": logp}, 1.0)
+    with pytest.raises(ValueError, match="order_by='x' is not one of"):
+        widgets.SequencePanel(world, lambda v: {"π": logp}, W.FloatSlider(), order_by="x")
+
+
+# --- the pool panel (notebook 05) -------------------------------------------------------------
+
+def test_pool_panel_restricts_to_the_options(tiny_lm):
+    panel = widgets.PoolPanel(tiny_lm, "The city is", " Paris| Rome")
+    after, z = panel.result
+    assert 0 < z <= 1 and abs(float(after.probs.sum()) - 1) < 1e-5
+    assert isinstance(panel.prompt, W.Textarea)          # a few-shot prompt keeps its newlines
+    assert "Z = " in panel.readout.value
+    with count_forward_calls(tiny_lm) as calls:
+        panel.written.value = " Par"                      # written so far: no model call
+    assert calls == []
+    after, _ = panel.result
+    assert {t for t, p in after.top(5) if p > 0} <= {"i", "is", "r"}
+    assert list(panel.fig.data[1].y) == pytest.approx(
+        after.probs[panel.dist.top_ids(15)[0]].tolist())
+
+
+# --- the strength panel (notebook 06) ---------------------------------------------------------
+
+def test_strength_panel_boosts_the_bag_and_keeps_its_result_on_error(tiny_lm):
+    panel = widgets.StrengthPanel(tiny_lm, "The weather today is", ["happy"], strength=1.0)
+    assert panel.strength.continuous_update is False
+    panel.strength.value = 5.0
+    assert panel.result.bag.strength == 5.0 and panel.result.mass_after > panel.result.mass_before
+    top_after = panel.result.after.top_ids(15)[0]                 # ranked by the boosted one
+    assert list(panel.fig.data[1].y) == pytest.approx(panel.result.after.probs[top_after].tolist())
+    assert "KL" in panel.readout.value
+    panel.prompt.value = "   "                                    # an empty prompt: shown
+    assert "empty" in panel.error.value
+    assert panel.result.bag.strength == 5.0                       # the last good result is kept
+    panel.prompt.value = "Once upon a time"
+    assert panel.error.value == ""
+
+
+# --- the label panel (notebook 02) ------------------------------------------------------------
+
+def test_label_panel_caches_settings_and_shows_errors(tiny_lm):
+    panel = widgets.LabelPanel(tiny_lm, tasks.sentiment(), max_shots=4, orders=2)
+    assert len(panel.cache) == 1 and panel.shots.continuous_update is False
+    with count_forward_calls(tiny_lm) as calls:
+        panel.order.value = 1                          # 0 shots have one order: nothing to do
+    assert calls == [] and len(panel.cache) == 1
+    panel.shots.value = 2
+    panel.order.value = 0
+    assert len(panel.cache) == 3
+    with count_forward_calls(tiny_lm) as calls:
+        panel.shots.value = 0                          # back to a cached setting: free
+    assert calls == [] and panel.result is panel.cache[(0, 0, 0, False)]
+    assert list(panel.fig.data[0].x) == ["positive", "negative"]
+    assert list(panel.fig.data[0].y) == pytest.approx(panel.result.probs[0].tolist())
+    gold = int(panel.result.gold[0])
+    assert panel.fig.data[0].marker.color[gold] == lk.viz.AFTER_COLOR
+    panel.chat.value = True
+    assert panel.result is panel.cache[(0, 0, 0, True)] and panel.error.value == ""
+    panel.task = dataclasses.replace(panel.task, train=[])
+    panel.shots.value = 3
+    assert "only 0 training examples" in panel.error.value
