@@ -122,8 +122,10 @@ class LM:
         """Token ids of `text` -- the one BOS rule of labkit. A raw text that starts a sequence
         (`start=True`) gets what the tokenizer puts at a sequence's start (a BOS token for
         Llama-style tokenizers, nothing for SmolLM2 or GPT-2); a continuation, or a text
-        rendered by a chat template (which writes its own special tokens), gets none."""
-        if not text:
+        rendered by a chat template (which writes its own special tokens), gets none. An empty
+        text is [] -- or, with `start`, just the start tokens (the toy world's empty prompt
+        is [<s>])."""
+        if not text and not start:
             return []
         return list(self.tokenizer(text, add_special_tokens=start).input_ids)
 

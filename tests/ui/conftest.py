@@ -4,7 +4,9 @@
   workspaces, runtime and IPython dirs in a temporary directory (a saved workspace or a
   user setting can never interfere). It serves a *copy* of `notebooks/`, so running the
   notebooks in the browser never writes outputs into the repository's (output-free)
-  notebooks. Kernels inherit `LABKIT_QUICK=1` and `OMP_NUM_THREADS=1` (far faster on a
+  notebooks -- each cut after its last panel (`upto_last_panel`): nbval runs every cell of
+  every notebook already, the browser tests add only what nbval cannot see (that the panels
+  render and respond), so the cells after the last panel would only cost time. Kernels inherit `LABKIT_QUICK=1` and `OMP_NUM_THREADS=1` (far faster on a
   busy machine than torch's default of one thread per core).
 * `browser` (session) / `page` (per test): Debian's `/usr/bin/chromium` driven by
   playwright-python (playwright's own browser download does not work on these machines).
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -40,6 +43,17 @@ USER_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
 }
+
+
+PANEL_MARK = re.compile(r"lk\.widgets\.[A-Z]")   # a cell that makes a panel: lk.widgets.Explorer(...
+
+
+def upto_last_panel(cells: list[dict]) -> list[dict]:
+    """The cells up to and including the one after the last code cell that makes a panel (the
+    cell after it often drives the panel from code); all of them if none does."""
+    last = max((i for i, c in enumerate(cells) if c["cell_type"] == "code"
+                and PANEL_MARK.search("".join(c["source"]))), default=len(cells) - 1)
+    return cells[:last + 2]
 
 
 def pytest_configure(config):
@@ -104,8 +118,11 @@ class Lab:
 def lab(ui_requirements, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("jupyterlab")
     root = tmp / "root"
-    shutil.copytree(NOTEBOOKS, root / "notebooks",
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    (root / "notebooks").mkdir(parents=True)
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        nb = json.loads(path.read_text())
+        nb["cells"] = upto_last_panel(nb["cells"])
+        (root / "notebooks" / path.name).write_text(json.dumps(nb))
     config = tmp / "config"
     for name, value in USER_SETTINGS.items():
         f = config / "lab" / "user-settings" / name

@@ -4,7 +4,8 @@ nbval proves that the notebooks run; it cannot see a widget that fails to render
 that never appears or a slider that does not move the chart. Here, per notebook in
 `NOTEBOOKS`, a headless Chromium opens it in a private JupyterLab (tests/ui/conftest.py) and
 
-1. runs all cells (`notebook:run-all-cells`) and waits on JupyterLab's own state: the kernel
+1. runs all cells (`notebook:run-all-cells`; the served copy ends one cell after the last
+   panel, tests/ui/conftest.py) and waits on JupyterLab's own state: the kernel
    was seen busy, the run-all command has returned, the execution indicator reads idle;
 2. asserts that no output of any cell is an error and that every code cell ran;
 3. finds the panels (an output holding a control and a plotly figure), at least as many as
