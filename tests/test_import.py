@@ -34,6 +34,13 @@ lk.perplexity(lm, "The capital of France is", " Paris.")
 P.label_logprobs(lm, ["Review: Great.\\nSentiment:"], [" positive", " negative"],
                  prefix="Classify.\\n", end="\\n")
 P.greedy(lm, ["Question: What is 2 + 2?\\nAnswer:"], max_new_tokens=3)
+from labkit import pplm, steer
+disc = steer.Discriminator(lm.model.config.hidden_size)
+lk.generate(lm, "The weather is", controls=[steer.ClassifierGuidance(lm, disc, top_k=3)],
+            max_new_tokens=2, seed=0)
+pplm.generate(lm, "The weather is", bag=steer.BagOfWords(lm.tokenizer, ["happy"]),
+              max_new_tokens=2, seed=0)
+pplm.generate(lm, "The weather is", discriminator=disc, max_new_tokens=2, seed=0)
 """
 
 
