@@ -168,13 +168,22 @@ def cache_dir() -> Path:
 
 def load(name: str | None = None, *, device=None, dtype: torch.dtype | None = None) -> LM:
     """Load a language model: `load()` the embedded SmolLM2-135M-Instruct, `load("gpt2")` a hub
-    model, `load("toy")` the toy world of notebook 01, or `load(path)` a local model directory.
+    model, `load("toy")` the toy world of notebook 01, `load(path)` a local model directory, or
+    `load(adapter_dir)` an adapter (`lk.sft.save`): its base with the adapter attached.
 
     The device is cuda, then mps, then cpu unless `device` says otherwise; weights are float32
     unless `dtype` says otherwise.
     """
     if name is not None and not isinstance(name, str):
         raise TypeError(f"load() takes a model name, not {type(name).__name__}")
+    folder = Path(name).expanduser() if name else None
+    if folder is not None and ((folder / "labkit_adapter.json").exists()
+                               or (folder / "adapter_config.json").exists()):
+        # an adapter directory (lk.sft.save): its base, then the adapter on it. `adapters`
+        # sits below models, so this import points down.
+        from . import adapters
+        return adapters.attach(load(adapters.base_name(folder), device=device, dtype=dtype),
+                               folder)
     if name in (None, "", DEFAULT, f"HuggingFaceTB/{DEFAULT}", "default", "smollm2"):
         model, tokenizer = _load_embedded()
         name = DEFAULT

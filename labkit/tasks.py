@@ -13,7 +13,10 @@ is measured).
 * `sentiment_data(lm)`: sentences a model writes about everyday topics, labelled by the
   VADER lexicon (`labkit.lexicon`) -- the one data set made by a model, so it depends on
   the model and the seed (the same on one machine, every time); it trains notebook 06's
-  attribute discriminator.
+  attribute discriminator;
+* `positive_continuations(lm)`: the model's own continuations of neutral prompts that the
+  lexicon calls positive (rejection sampling), the shared steering task that notebook 03
+  fine-tunes on and notebooks 06 and 07 score (`NEUTRAL_TEST`, never sampled from).
 
 Left out on purpose: anything downloaded, and human-written data: the tasks are made to be
 unambiguous, so that what is measured is the control, not label noise.
@@ -226,3 +229,88 @@ def sentiment_data(lm, n: int = 96, *, max_new_tokens: int = 24, batch_size: int
                 seen[label] += 1
         texts, labels = [t for t, _ in keep], [y for _, y in keep]
     return texts, labels
+
+
+# --- model-written data: positive continuations of neutral prompts (notebooks 03, 06, 07) ------
+
+# notebook 06's six prompts are held out (notebook 07 scores every method on them); the model
+# writes the training continuations for the others
+NEUTRAL_TEST = ["The weather today is", "My neighbour said that", "The food at the new place",
+                "I opened the letter and", "The meeting this morning", "Our trip to the city"]
+NEUTRAL_TRAIN = ["The train to work was", "My new phone", "The film last night",
+                 "Our teacher told us", "The hotel room was", "After lunch we",
+                 "The book I am reading", "My first day at the job", "The concert on Friday",
+                 "The garden behind the house", "When the bus arrived",
+                 "The coffee shop on the corner",
+                 "Our weekend at the lake", "The new road through town", "My brother called and",
+                 "The shop was", "At the end of the match", "The museum downtown"]
+
+
+@dataclass
+class Continuations:
+    """Rejection-sampled data: the model's own continuations that the lexicon calls positive."""
+
+    pairs: list = field(repr=False)   # [(prompt, continuation)]: prompt + continuation is the text
+    acceptance: float                 # accepted / sampled: what the condition costs in samples
+    sampled: int                      # continuations drawn
+    test_prompts: list = field(repr=False, default_factory=lambda: list(NEUTRAL_TEST))
+
+
+def positive_continuations(lm, n: int = 64, *, prompts=None, max_new_tokens: int = 20,
+                           batch_size: int = 24, max_samples: int | None = None,
+                           top_p: float = 1.0, margin: float = 0.05, seed: int = 0,
+                           progress: bool = True) -> Continuations:
+    """Rejection sampling: continue each neutral prompt (`NEUTRAL_TRAIN` in turn) with the
+    model's own samples, keep the continuations the VADER lexicon calls positive
+    (`lexicon_label(text, margin) == 1`), until `n` are kept or `max_samples` (default 20·n)
+    were drawn. Fine-tuning on the kept pairs is fitting π(x | prompt, positive): the
+    continuations are exact samples of that conditional when `top_p` is 1 (plain sampling at
+    temperature 1, no top-k), as in notebook 01's rejection sampling.
+
+    A continuation is the sampled text up to its first newline, leading space included (so
+    prompt + continuation is what the model wrote). Batches are left-padded for transformers'
+    `generate`, raw prompts tokenized by the one BOS rule (`lm.ids(prompt, start=True)`);
+    `seed` seeds torch's generator inside a fork, leaving the caller's random state as it was.
+    The held-out prompts (`NEUTRAL_TEST`, notebook 06's) are never sampled from."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from .lexicon import lexicon_label
+    from .validate import number, whole
+
+    n, batch_size = whole("n", n, low=1), whole("batch_size", batch_size, low=1)
+    max_new_tokens = whole("max_new_tokens", max_new_tokens, low=1)
+    max_samples = whole("max_samples", 20 * n if max_samples is None else max_samples, low=1)
+    top_p = number("top_p", top_p, low=0, low_open=True, high=1)
+    prompts = list(NEUTRAL_TRAIN if prompts is None else prompts)
+    if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
+        raise ValueError("prompts must be a non-empty list of non-empty strings")
+    pad = lm.tokenizer.pad_token_id
+    pad = lm.tokenizer.eos_token_id if pad is None else pad
+    kept, sampled = [], 0
+    bar = tqdm(total=n, desc="sampling positive continuations", unit="kept", leave=False,
+               disable=not progress)
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
+        torch.manual_seed(seed)
+        while len(kept) < n and sampled < max_samples:
+            asked = [prompts[(sampled + j) % len(prompts)]
+                     for j in range(min(batch_size, max_samples - sampled))]
+            rows = [lm.ids(p, start=True) for p in asked]
+            width = max(map(len, rows))
+            ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=lm.device)
+            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows],
+                                device=lm.device)                       # batch seq (left-padded)
+            with torch.inference_mode():
+                out = lm.model.generate(input_ids=ids, attention_mask=mask, do_sample=True,
+                                        temperature=1.0, top_k=0, top_p=top_p,
+                                        max_new_tokens=max_new_tokens, pad_token_id=pad)
+            sampled += len(rows)
+            for prompt, text in zip(asked, lm.tokenizer.batch_decode(out[:, width:],
+                                                                     skip_special_tokens=True)):
+                text = text.split("\n")[0].rstrip()
+                if text.strip() and lexicon_label(text, margin) == 1:
+                    kept.append((prompt, text))
+            bar.update(min(len(kept), n) - bar.n)
+            bar.set_postfix(acceptance=f"{len(kept) / sampled:.0%}")
+    bar.close()
+    return Continuations(kept[:n], len(kept) / sampled, sampled)

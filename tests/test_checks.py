@@ -9,10 +9,11 @@ import torch
 
 import labkit as lk
 from labkit import checks
-from labkit.checks import _runner, bayes, knobs, pool, prompting, steer
+from labkit.checks import _runner, bayes, knobs, pool, prompting, sft, steer
 
 CHECKS = [knobs.TOP_P, bayes.TILT, bayes.KL_REWARD, prompting.FEW_SHOT_PROMPT,
-          prompting.LABEL_LOGPROB, pool.POOL_RENORMALISE, pool.TRIE_STEP, steer.BAG_OF_WORDS]
+          prompting.LABEL_LOGPROB, pool.POOL_RENORMALISE, pool.TRIE_STEP, steer.BAG_OF_WORDS,
+          sft.MASKED_LABELS, sft.LR_SCHEDULE]
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +30,10 @@ def test_public_names_run_each_check_on_its_reference(tiny_lm, tokenizer, capsys
     assert checks.check_pool_renormalise(checks.reference_pool_renormalise)
     assert checks.check_trie_step(checks.reference_trie_step)
     assert checks.check_bag_of_words(checks.reference_bag_of_words, tokenizer)
+    assert checks.check_masked_labels(lk.sft.masked_labels)
+    assert checks.check_lr_schedule(lk.sft.lr_at)
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 8 and all(line.startswith("✅ check_") for line in out), out
+    assert len(out) == 10 and all(line.startswith("✅ check_") for line in out), out
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.name)

@@ -24,6 +24,7 @@ PACKAGE = Path(lk.__file__).resolve().parent
 LAYERS = [
     ["validate"],
     ["dist"],
+    ["adapters"],        # LoRA adapters on one shared base (SFT, RL, DPO, the reward model)
     ["models"],
     ["controls"],
     ["decoding"],
@@ -32,6 +33,7 @@ LAYERS = [
     ["pool", "steer"],
     ["pplm"],
     ["tasks"],
+    ["instruct"],        # the Instruction/Response data of notebook 03
     ["prompting"],
     ["toy"],
     ["bayes"],

@@ -369,3 +369,46 @@ def test_label_panel_caches_settings_and_shows_errors(tiny_lm):
     panel.task = dataclasses.replace(panel.task, train=[])
     panel.shots.value = 3
     assert "only 0 training examples" in panel.error.value
+
+
+# --- the adapter panel (notebook 03): its slider costs one model call per release -----------
+
+@pytest.fixture(scope="module")
+def tuned(tiny_lm):
+    from labkit import sft
+
+    pairs = [("Instruction: Name a colour.\nResponse:", " Blue.")] * 4
+    cfg = sft.SFTConfig(max_steps=3, batch_size=4, learning_rate=5e-2, seed=0)
+    model, _ = sft.finetune(tiny_lm, pairs, cfg, chat=False, progress=False)
+    return model
+
+
+def test_the_adapter_panel_scales_the_update_from_the_base_to_beyond(tuned, tiny_lm):
+    prompt = "Instruction: Name a colour.\nResponse:"
+    panel = widgets.AdapterPanel(tuned, prompt, base=tiny_lm, scale=1.0)
+    box = W.Tab(children=[W.VBox([panel])])                    # nested, as in a dashboard
+    assert box.children[0].children[0] is panel and panel.scale.continuous_update is False
+    base = lk.next_token(tiny_lm, prompt)
+    kls = {}
+    for s in (0.0, 0.5, 1.0, 1.5):
+        with count_forward_calls(tiny_lm) as calls:
+            panel.scale.value = s
+        assert len(calls) == 1, f"scale {s}: {len(calls)} model calls"
+        kls[s] = panel.result.kl
+        assert panel.error.value == "" and f"scale {s:g}" in panel.readout.value
+    torch.testing.assert_close(panel.result.base.probs, base.probs)
+    assert kls[0.0] < 1e-9 < kls[0.5] < kls[1.0] < kls[1.5]         # 0 is exactly the base
+    with lk.adapters.scaled(tuned.model, 1.0):
+        torch.testing.assert_close(lk.next_token(tuned, prompt).probs,
+                                   widgets.adapter_step(tuned, base, prompt, 1.0).after.probs)
+    before = ys(panel)
+    panel.scale.value = 0.5
+    assert ys(panel) != before                                  # the figure follows
+    good = panel.result
+    panel.prompt.value = "   "                                  # an empty prompt: shown, kept
+    assert "empty" in panel.error.value and panel.result is good
+    with count_forward_calls(tiny_lm) as calls:
+        panel.prompt.value = "Instruction: Name an animal.\nResponse:"
+    assert panel.error.value == "" and len(calls) == 2          # the base, and the scaled model
+    with pytest.raises(TypeError, match="LoRA"):
+        widgets.AdapterPanel(tiny_lm, prompt)

@@ -14,6 +14,7 @@ model sends its value on Enter or release (`continuous_update=False`), only when
 | `Explorer(lm, prompt)` (`explorer(...)`) | 00 | `explore` | `viz.explorer_figure` |
 | `SequencePanel(world, make_dists, slider)` | 01 | the caller's `make_dists` | `viz.sequences` |
 | `LabelPanel(lm, task)` | 02 | `prompting.score_task` | `viz.label_bars` |
+| `AdapterPanel(tuned, prompt)` | 03 | `adapter_step` (the adapter's update × a scale) | `viz.bars` |
 | `PoolPanel(lm, prompt, options)` | 05 | `pool.restrict` | `viz.bars` |
 | `StrengthPanel(lm, prompt, words)` | 06 | `steer.boost` | `viz.boosted` |
 
@@ -30,6 +31,7 @@ FigureWidget) and 8. Without a FigureWidget (no anywidget) a panel redraws a sta
 Left out on purpose: the core-widgets renderer for Colab and VS Code (`lk.widgets.use(...)`),
 a later issue: `Panel._view` and `Panel._draw` are where it goes.
 """
+from .adapter_panel import AdapterPanel, Scaled, adapter_step
 from .knob_panel import Explored, Explorer, explore, explorer
 from .label_panel import LabelPanel
 from .panel import Panel, guarded
@@ -37,5 +39,5 @@ from .pool_panel import PoolPanel
 from .sequence_panel import SequencePanel
 from .strength_panel import StrengthPanel
 
-__all__ = ["Explored", "Explorer", "LabelPanel", "Panel", "PoolPanel", "SequencePanel",
-           "StrengthPanel", "explore", "explorer", "guarded"]
+__all__ = ["AdapterPanel", "Explored", "Explorer", "LabelPanel", "Panel", "PoolPanel", "Scaled",
+           "SequencePanel", "StrengthPanel", "adapter_step", "explore", "explorer", "guarded"]
