@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
+import sys
 import time
 
 import torch
@@ -192,6 +193,17 @@ def mean_kl(steps, base=None, *, prompt: str | None = None, chat: bool = False) 
 
 
 # --- cost ---------------------------------------------------------------------------------------
+
+
+def peak_rss_gb() -> float:
+    """The peak resident memory of this process so far, in GB (10^9 bytes): what a 2 GB
+    limit such as mybinder.org's counts. NaN where the OS does not say (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return NAN
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1e9 if sys.platform == "darwin" else peak * 1024 / 1e9     # bytes vs KiB
 
 
 def interleaved(fns: dict, repeats: int = 3, *, warmup: bool = True) -> dict:

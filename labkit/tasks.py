@@ -10,6 +10,8 @@ is measured).
 * `capitals()`: country -> capital as 4-way multiple choice (many capitals are several tokens);
 * `arithmetic()`: two-step word problems with worked solutions (chain of thought);
 * `instructions()`: requests with a checkable format constraint (`follows` checks it);
+* `GENERAL_TEXT`: a dozen sentences of plain prose, whose perplexity measures what a
+  fine-tune forgot (notebook 03);
 * `sentiment_data(lm)`: sentences a model writes about everyday topics, labelled by the
   VADER lexicon (`labkit.lexicon`) -- the one data set made by a model, so it depends on
   the model and the seed (the same on one machine, every time); it trains notebook 06's
@@ -167,6 +169,36 @@ def instructions() -> Task:
     items += [Example(f"{q} {CONSTRAINTS['yes/no']}", "yes/no") for q in _YES_NO]
     train, test = _split(items, 8, 8)
     return Task("instructions", "", "{text}", (), train, test)
+
+
+# Plain prose on everyday subjects, in no task's format: a fine-tune's *forgetting* is the rise
+# of the model's perplexity on it (notebook 03). Written for the lab; no model wrote it.
+GENERAL_TEXT = [
+    "The river runs through the middle of the old town, and in summer children swim near the "
+    "stone bridge while their parents sit in the shade.",
+    "Bread is made from flour, water, salt and yeast. The dough is left to rise for a few "
+    "hours before it is shaped and baked in a hot oven.",
+    "Most birds build their nests in spring. They collect small sticks, grass and feathers, "
+    "and some of them return to the same tree every year.",
+    "The library opens at nine in the morning and closes at six. On Saturdays it holds a "
+    "reading hour for young children.",
+    "A bicycle is a simple machine. When you push the pedals, a chain turns the back wheel, "
+    "and the bicycle moves forward.",
+    "In the autumn the leaves of many trees turn yellow, orange and red, and then they fall "
+    "to the ground before the first snow.",
+    "The museum has a large collection of paintings, but most visitors come to see the old "
+    "maps of the coast and the harbour.",
+    "She learned to play the piano when she was seven. Now she practises every evening after "
+    "dinner and plays in a small band.",
+    "Farmers in the valley grow wheat, potatoes and apples. The apples are picked in "
+    "September and sold at the market in town.",
+    "The train leaves the station every hour. The journey to the coast takes about two hours, "
+    "and the last part runs along the sea.",
+    "Water boils at one hundred degrees Celsius at sea level. High in the mountains it boils "
+    "at a lower temperature, so cooking takes longer.",
+    "Our street has a bakery, a small shop and a park with tall trees. In the evening people "
+    "walk their dogs there.",
+]
 
 
 TASKS = {"sentiment": sentiment, "capitals": capitals, "arithmetic": arithmetic,

@@ -186,6 +186,33 @@ def lines(x, series: dict, *, x_title: str = "", y_title: str = "", title: str |
     return fig
 
 
+
+def loss_curves(history, *, title: str | None = None):
+    """A trainer's loss against the step: `history` is a list of dicts with "step", "loss"
+    (the step's batch: a thin line) and, where it was evaluated, "eval_loss" (the held-out
+    loss: markers), as `lk.sft.finetune` returns; or {name: history} for several runs."""
+    import plotly.graph_objects as go
+
+    runs = history if isinstance(history, dict) else {"": history}
+    fig = go.Figure()
+    for (name, rows), color in zip(runs.items(), colors(len(runs))):
+        rows = list(rows)
+        if not rows or any("step" not in r or "loss" not in r for r in rows):
+            raise ValueError("a history is a non-empty list of dicts with 'step' and 'loss' "
+                             "(what lk.sft.finetune returns)")
+        tag = f"{name}: " if name else ""
+        fig.add_scatter(x=[r["step"] for r in rows], y=[r["loss"] for r in rows], mode="lines",
+                        name=f"{tag}train (batch)", line=dict(color=color, width=1),
+                        opacity=0.6)
+        held = [r for r in rows if r.get("eval_loss") is not None]
+        if held:
+            fig.add_scatter(x=[r["step"] for r in held], y=[r["eval_loss"] for r in held],
+                            mode="lines+markers", name=f"{tag}held out", line_color=color)
+    fig.update_layout(title=title or "loss per response token", xaxis=dict(title="step"),
+                      yaxis=dict(title="cross-entropy, nats"), height=340, legend=_LEGEND,
+                      **_LAYOUT)
+    return fig
+
 # --- the toy world: whole sequences (notebook 01) --------------------------------------------
 
 

@@ -165,3 +165,20 @@ def test_sentiment_data_is_seeded_balanced_and_leaves_the_callers_rng(tiny_lm, m
                                                    seed=0)
     assert len(texts) == len(labels) and set(labels) <= {0, 1}
     assert labels.count(0) == labels.count(1)
+
+
+def test_peak_rss_grows_with_a_large_allocation():
+    import subprocess
+    import sys
+
+    code = ("from labkit.metrics import peak_rss_gb; a = peak_rss_gb(); "
+            "b = bytearray(300 * 10**6); b[::4096] = b'x' * len(b[::4096]); "
+            "print(a, peak_rss_gb())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, after = map(float, out.stdout.split())
+    assert 0.01 < before < after and after - before == pytest.approx(0.3, abs=0.08)
+
+
+def test_general_text_is_plain_prose_for_perplexity():
+    assert len(tasks.GENERAL_TEXT) >= 10
+    assert all(t[0].isupper() and t.endswith(".") and "\n" not in t for t in tasks.GENERAL_TEXT)

@@ -249,3 +249,16 @@ def test_tradeoff_draws_one_line_per_method_in_order_of_strength():
     assert fig.layout.title.text == "pos vs ppl"
     with pytest.raises(ValueError, match="have no 'fluency'"):
         viz.tradeoff(curves, "fluency", "pos")
+
+
+def test_loss_curves_draw_train_and_held_out_of_each_run():
+    h = [{"step": 1, "loss": 2.0, "eval_loss": 2.5}, {"step": 2, "loss": 1.5},
+         {"step": 3, "loss": 1.2, "eval_loss": 1.9}]
+    fig = viz.loss_curves(h)
+    train, held = fig.data
+    assert list(train.y) == [2.0, 1.5, 1.2] and list(held.x) == [1, 3]
+    assert list(held.y) == [2.5, 1.9]
+    two = viz.loss_curves({"a": h, "b": [{"step": 1, "loss": 1.0}]})
+    assert [t.name for t in two.data] == ["a: train (batch)", "a: held out", "b: train (batch)"]
+    with pytest.raises(ValueError, match="'step' and 'loss'"):
+        viz.loss_curves([{"loss": 1.0}])

@@ -56,6 +56,8 @@ NOTEBOOKS = [
     Notebook("00_next_token_distribution.ipynb", panels=1),
     Notebook("01_conditioning_as_bayes.ipynb", panels=2),
     Notebook("02_prompting.ipynb", panels=1),
+    # the adapter-scale slider: the cached adapter of nbval's run, else 24 LoRA steps first
+    Notebook("03_supervised_fine_tuning.ipynb", panels=1),
     # the pool panel has Text boxes, no slider; the model's own (capitalised) labels move the
     # "after the pool" bars a lot (" neutral" beside " positive| negative" moves them < 1 %)
     Notebook("05_token_pool.ipynb", panels=1,
