@@ -24,8 +24,9 @@ Names follow TRL's `SFTConfig`/`SFTTrainer` where a knob means the same, so a le
 to TRL. Batches are right-padded; a seed makes two runs identical. `finetune(..., cache=True)`
 saves the adapter and its history under a key of base + config + data, so a notebook run
 again (or notebook 07 after 03) loads it instead of training. Memory: activations dominate a
-LoRA step (SmolLM2-135M, 12 rows of ~50 tokens: ~2.6 GB at the peak, 1.6 GB with
-`gradient_checkpointing=True`, which recomputes them in the backward pass; bench_sft.py).
+LoRA step (SmolLM2-135M, 12 rows of ~50 tokens: 2.4 GB at the peak, 1.5 GB with
+`gradient_checkpointing=True`, which recomputes them in the backward pass; bench_sft.py;
+notebook 03's 4 rows of ~30 tokens peak near 1.3 GB).
 
 Left out on purpose: packing several examples into one row, gradient accumulation, mixed
 precision on the CPU (bf16 autocast is ~35× slower there: fp32 always; bf16 only on CUDA),
