@@ -374,16 +374,26 @@ def test_label_panel_caches_settings_and_shows_errors(tiny_lm):
 # --- the adapter panel (notebook 03): its slider costs one model call per release -----------
 
 @pytest.fixture(scope="module")
-def tuned(tiny_lm):
+def own_lm(tiny_lm):
+    """A private copy of the tiny model: the adapter injected here reaches no other test."""
+    import copy
+    import dataclasses
+
+    return dataclasses.replace(tiny_lm, model=copy.deepcopy(tiny_lm.model))
+
+
+@pytest.fixture(scope="module")
+def tuned(own_lm):
     from labkit import sft
 
     pairs = [("Instruction: Name a colour.\nResponse:", " Blue.")] * 4
     cfg = sft.SFTConfig(max_steps=3, batch_size=4, learning_rate=5e-2, seed=0)
-    model, _ = sft.finetune(tiny_lm, pairs, cfg, chat=False, progress=False)
+    model, _ = sft.finetune(own_lm, pairs, cfg, chat=False, progress=False)
     return model
 
 
-def test_the_adapter_panel_scales_the_update_from_the_base_to_beyond(tuned, tiny_lm):
+def test_the_adapter_panel_scales_the_update_from_the_base_to_beyond(tuned, own_lm):
+    tiny_lm = own_lm
     prompt = "Instruction: Name a colour.\nResponse:"
     panel = widgets.AdapterPanel(tuned, prompt, base=tiny_lm, scale=1.0)
     box = W.Tab(children=[W.VBox([panel])])                    # nested, as in a dashboard
