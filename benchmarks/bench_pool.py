@@ -48,6 +48,7 @@ FIRST_MASK = r'''
 import gc, json, sys, time
 import labkit as lk
 from labkit import pool as P
+from labkit.pool import core
 variant, pattern = sys.argv[1], sys.argv[2]
 tok = lk.load().tokenizer
 t0 = time.perf_counter()
@@ -76,7 +77,7 @@ state = rx.initial()
 for ch in "2024-01-31":
     state = rx.advance(state, ch)
     rx.removed(state)
-rx.removed(P._DONE)
+rx.removed(core._DONE)
 rest_s = time.perf_counter() - t0
 print(json.dumps({"vocab_s": vocab_s, "first_s": first_s, "rest_s": rest_s}))
 '''
@@ -146,18 +147,18 @@ def bench_build(tok) -> dict:
     import regex as mrab
 
     from labkit import pool as P
-
     from labkit import vocab
+    from labkit.pool import kinds
 
     vocab._VOCABS.clear()
-    P._COMPILED.clear()
+    kinds._COMPILED.clear()
     vocab_s, v = timed(lambda: P.vocabulary(tok))
 
     def build():
         rx = P.Regex(tok, SIMPLE)
         return rx.removed(rx.initial())
     regex_s, _ = timed(build)
-    P._COMPILED.clear()
+    kinds._COMPILED.clear()
 
     def build_big():
         rx = P.Regex(tok, r"[A-Za-z ]+")

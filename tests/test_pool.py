@@ -12,6 +12,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessorList
 
 import labkit as lk
 from labkit import pool as P
+from labkit.vocab import Trie
 from labkit import steer
 from labkit.models import LM
 from labkit.regex import NFA
@@ -148,13 +149,13 @@ def test_the_regex_automaton_is_a_full_match(pattern):
 
 
 def test_one_trie_for_the_vocabulary_and_the_options(tokenizer):
-    trie = P.Trie([("New", 0), ("New York", 1), ("Nice", 2), ("New", 3)])
+    trie = Trie([("New", 0), ("New York", 1), ("Nice", 2), ("New", 3)])
     node = trie.find("New")
     assert trie.values[node] == (0, 3) and trie.values[trie.find("New York")] == (1,)
     assert trie.find("Newt") is None and trie.values[trie.find("Ne")] == ()
     assert set(trie.children[node]) == {" "}
     v, pool = P.vocabulary(tokenizer), P.OneOf(tokenizer, OPTIONS)
-    assert type(v.trie) is type(pool.trie) is P.Trie
+    assert type(v.trie) is type(pool.trie) is Trie
     i = v.texts.index(" Paris")
     assert i in v.trie.values[v.trie.find(" Paris")]
 

@@ -1,66 +1,18 @@
-"""The token pool: constrained decoding that can never leave an allowed set.
-
-At every step keep only the tokens that can still lead to a valid text, renormalise,
-sample (Deutsch et al. 2019, "A General-Purpose Algorithm for Constrained Sequential
-Inference"; Willard & Louf 2023, "Efficient Guided Generation for LLMs", arXiv:2307.09702):
-
-    π_c(x_t | x_<t) = π(x_t | x_<t) · 1[x_<t x_t is a prefix of a valid text] / Z_t
-
-Every constraint here is a *character-level automaton* (`initial`, `advance(state, ch)`,
-`accepts(state)`); `TokenPool` turns it into a transformers `LogitsProcessor`:
-
-* the allowed tokens in a state are found by walking a `Trie` of the vocabulary's token texts
-  (what each token writes mid-text, built once per tokenizer, `vocabulary`) together with the
-  automaton, pruning a branch as soon as the automaton dies -- so leading spaces, a token that
-  straddles the end of an option ("Paris" + "," in one token) and the several tokenizations
-  of one string are all handled at the level of characters, where they are no problem;
-* end-of-sequence is allowed only in an accepting state, so `lk.generate` stops exactly when
-  the text is complete; each state's mask is computed once and cached;
-* out of tokens before the text is complete, the pool *raises* `Incomplete` (`finish`, which
-  `lk.generate` calls when the budget ran out) -- the choice made here, rather than steering
-  the text to a completion before the budget ends (that needs each state's shortest completion
-  and bends the distribution further); a truncated text is never returned as valid;
-* `end="\\n"` lets a raw-prompt answer close with a newline token as well as with end-of-sequence
-  (after it only end-of-sequence is allowed); `is_complete` accepts the text with or without it;
-* the processor reads only the generated part of `input_ids`. `lk.generate` calls `reset()` at
-  the start of every call: the next call's ids are the prompt, each later call adds one token.
-  For callers that never reset (transformers' own `model.generate`) it guesses: ids that are
-  not the previous call's plus one token start a new generation -- so there a new prompt equal
-  to the last context plus one token would be read as a continuation (call `reset()` first);
-* a model may have more logits than its tokenizer has tokens (Qwen2, Phi-3 pad the embedding
-  matrix): those extra tokens have no text and are always masked.
-
-Naive version, used by the tests as the reference::
-
-    allowed = [t for t in vocab if is_prefix_of_valid(text_so_far + text(t))]
-
-Controls: `Allowed` (a fixed set of ids), `OneOf` (exactly one of some strings), `Quote` (a
-contiguous span of a source), `Regex` (a full match of a Python regular expression, through
-`labkit.regex`'s automaton), `Catalogue` (free text, but after "[" one title from a list, then
-"]"). `generate_constrained` is `lk.generate` with the pool first. For the notebook:
-`allowed_mass` (the model's mass Z on the allowed set), `restrict` (one step, the pure function).
-
-Known limit, kept on purpose: the mask is local, so sampling follows π(x_t | x_<t, valid prefix),
-not the exact conditional π(x | x valid) of notebook 01 -- that would need look-ahead or
-reweighting whole sequences (e.g. sequential Monte Carlo, Lew et al. 2023).
-
-Left out on purpose: JSON schema (compile it to a regex, or use outlines-core / llguidance);
-tokens that are only part of a UTF-8 character (byte-fallback pieces such as <0xE2>) are never
-allowed, and a constraint that would need one is refused at construction.
-"""
+"""The token pool's machinery: the plain pool `Allowed`, the automaton-driven `TokenPool`
+every constraint subclasses, `Incomplete`, and generating and one step with a pool. The
+constraints themselves are in `labkit.pool.kinds`; the package docstring has the idea."""
 from __future__ import annotations
 
 import math
-import re
 
 import torch
 from transformers import LogitsProcessor
 
-from .decoding import generate
-from .regex import NFA
-from .vocab import Trie, Vocabulary, vocabulary  # noqa: F401  (Vocabulary: re-exported)
+from ..decoding import generate
+from ..vocab import vocabulary
 
 _DONE = "<done>"          # the state after end-of-sequence (model.generate pads with it)
+
 
 
 class Incomplete(RuntimeError):
@@ -245,165 +197,6 @@ class TokenPool(LogitsProcessor):
                              "whole tokens (only as pieces of bytes): the pool cannot produce it")
 
 
-# --- exactly one of some strings ------------------------------------------------------------
-
-
-def _strings(items, what: str) -> list[str]:
-    if isinstance(items, str):
-        raise TypeError(f"pass a list of {what}s, not one string")
-    items = list(dict.fromkeys(items))
-    if not items:
-        raise ValueError(f"the {what} list is empty: give at least one {what}")
-    bad = [s for s in items if not isinstance(s, str) or not s]
-    if bad:
-        raise ValueError(f"every {what} must be a non-empty string, got {bad[0]!r}")
-    return items
-
-
-class OneOf(TokenPool):
-    """The output is exactly one of `options` (mind the leading space: " positive" is what a
-    model writes after "Sentiment:"). A state is a node of the options' `Trie`."""
-
-    def __init__(self, tokenizer, options, *, end: str | None = None):
-        super().__init__(tokenizer, end)
-        self.options = _strings(options, "option")
-        for s in self.options:
-            self._check_chars(s, f"the option {s!r}")
-        self.trie = Trie((s, i) for i, s in enumerate(self.options))
-
-    def initial(self):
-        return 0
-
-    def advance(self, state, ch):
-        return self.trie.children[state].get(ch)
-
-    def accepts(self, state):
-        return bool(self.trie.values[state])
-
-    def __repr__(self):
-        return f"OneOf({self.options!r})"
-
-
-# --- a span of a source ----------------------------------------------------------------------
-
-
-class Quote(TokenPool):
-    """The output is a contiguous span of `source` with at least one non-space character
-    (extractive: no hallucination). A state is (non-space seen?, the set of positions in
-    `source` where the span written so far may end); () before the first character."""
-
-    def __init__(self, tokenizer, source: str, *, end: str | None = None):
-        super().__init__(tokenizer, end)
-        if not isinstance(source, str) or not source.strip():
-            raise ValueError("the source is empty: Quote needs a text to quote from")
-        self._check_chars(source, "the source")
-        self.source = source
-        self._last_word = max(i for i, ch in enumerate(source) if not ch.isspace())
-        self._by_char: dict[str, list[int]] = {}
-        for j, ch in enumerate(source):
-            self._by_char.setdefault(ch, []).append(j)
-
-    def initial(self):
-        return ()                               # nothing written yet
-
-    def advance(self, state, ch):
-        if state == ():
-            seen, ends = False, frozenset(j + 1 for j in self._by_char.get(ch, ()))
-        else:
-            src = self.source
-            seen = state[0]
-            ends = frozenset(j + 1 for j in state[1] if j < len(src) and src[j] == ch)
-        seen = seen or not ch.isspace()
-        if not seen:        # only spaces so far: keep the positions a non-space still follows
-            ends = frozenset(j for j in ends if j <= self._last_word)
-        return (seen, ends) if ends else None
-
-    def accepts(self, state):
-        return state != () and state[0]
-
-    def __repr__(self):
-        return f"Quote({len(self.source)} characters)"
-
-
-# --- a regular expression -----------------------------------------------------------------------
-
-
-_COMPILED: dict = {}     # (vocabulary id, pattern, end) -> (vocab, nfa, masks, steps)
-
-
-class Regex(TokenPool):
-    """The output fully matches `pattern` (Python syntax: classes, groups, |, *, +, ?, {m,n};
-    what is refused and why: `labkit.regex`). A state is a set of NFA states, determinised
-    lazily; the automaton, its transitions and the masks are cached per (tokenizer, pattern)."""
-
-    def __init__(self, tokenizer, pattern: str, *, end: str | None = None):
-        super().__init__(tokenizer, end)
-        key = (id(self.vocab), pattern, self.end)
-        if key not in _COMPILED:                   # once per (tokenizer, pattern)
-            nfa = NFA(pattern)
-            if not nfa.writable(self.vocab.single_chars):
-                raise ValueError(f"the pattern {pattern!r} needs a character that this "
-                                 "tokenizer cannot write as a whole token")
-            _COMPILED[key] = (self.vocab, nfa, {}, {})
-        _, self.nfa, self._masks, self._after = _COMPILED[key]
-        self.pattern = pattern
-
-    def initial(self):
-        return self.nfa.start
-
-    def advance(self, state, ch):
-        return self.nfa.step(state, ch)
-
-    def accepts(self, state):
-        return self.nfa.accepts(state)
-
-    def __repr__(self):
-        return f"Regex({self.pattern!r})"
-
-
-# --- titles from a catalogue inside free text ------------------------------------------------
-
-
-class Catalogue(TokenPool):
-    """Free text, except that after `open` the model must write one of `titles` and then
-    `close` ("see [Marie Curie] for ..."): a link can only point to a page that exists.
-    State -1 is free text; a state ≥ 0 is a node of the titles' `Trie`."""
-
-    def __init__(self, tokenizer, titles, open: str = "[", close: str = "]", *,
-                 end: str | None = None):
-        super().__init__(tokenizer, end)
-        self.titles = _strings(titles, "title")
-        if len(open) != 1 or len(close) != 1 or open == close:
-            raise ValueError("open and close must be two different single characters")
-        for t in self.titles:
-            if open in t or close in t:
-                raise ValueError(f"the title {t!r} contains {open!r} or {close!r}")
-            self._check_chars(t, f"the title {t!r}")
-        self._check_chars(open + close, "the brackets")
-        self.open, self.close = open, close
-        self.trie = Trie((t, i) for i, t in enumerate(self.titles))
-
-    def initial(self):
-        return -1
-
-    def advance(self, state, ch):
-        if state == -1:
-            return 0 if ch == self.open else -1
-        if ch == self.close and self.trie.values[state]:
-            return -1
-        return self.trie.children[state].get(ch)
-
-    def accepts(self, state):
-        return state == -1
-
-    def links(self, text: str) -> list[str]:
-        """The titles linked in `text`."""
-        return re.findall(re.escape(self.open) + "(.*?)" + re.escape(self.close), text)
-
-    def __repr__(self):
-        return f"Catalogue({len(self.titles)} titles, {self.open}...{self.close})"
-
-
 # --- generating with a pool ----------------------------------------------------------------------
 
 
@@ -438,7 +231,7 @@ def restrict(dist, pool: TokenPool, text: str = ""):
     if state is None:
         raise ValueError(f"{text!r} is not a valid start for {pool!r}")
     removed = _fit(pool.removed(state), len(dist)).to(dist.logits.device)     # vocab
-    from .dist import Distribution
+    from ..dist import Distribution
     after = Distribution.from_logits(dist.logits.masked_fill(removed, -math.inf),
                                      dist.tokenizer, dist.context)
     return after, dist.mass((~removed).nonzero()[:, 0])
