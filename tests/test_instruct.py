@@ -18,7 +18,7 @@ def data():
 
 def every_item():
     return [it for kind in I.TRAIN_TYPES + I.HELD_OUT_TYPES
-            for it in I._pool(kind, random.Random(kind))]
+            for it in I.data._pool(kind, random.Random(kind))]
 
 
 def test_deterministic_in_the_seed(data):

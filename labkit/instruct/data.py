@@ -1,38 +1,5 @@
-"""Instruction following in a format the model was not tuned on: notebook 03's data set.
-
-Notebook 02 measured that SmolLM2-135M-Instruct, sent a request as raw text, often gives no
-answer and rarely obeys a format ("one word", "uppercase"). Here every request is written in a
-plain format of our own,
-
-    Instruction: List three fruits, separated by commas.
-    Response: Apple, banana, cherry.
-
-over ten task types, each with a checker that says whether a reply obeys it (`obeys`) and a
-reference response that does. Six types are for training; four are **held out** and appear
-only in `test_unseen`: does tuning on many task types help on unseen ones? -- the question of
-FLAN (Wei et al. 2022, "Finetuned Language Models Are Zero-Shot Learners", §2: instruction
-tuning on clusters of tasks, evaluated on a held-out cluster), in miniature. `test_seen` holds
-unseen items of the training types.
-
-* `instruction_data(seed)` -> `InstructionData(train, test_seen, test_unseen)` of `Item`s
-  (type, instruction, response, key); `train` goes round the types, so any prefix of it is
-  balanced (quick mode trains on the first few dozen);
-* `format_prompt`, `pairs(items)` -> the (prompt, response) pairs `lk.sft.finetune` takes
-  (the response carries its leading space: "Response:" + " Apple, ...");
-* `answered(reply)`, `obeys(item, reply)`, `score(items, replies)` -> shares;
-* `sloppy(text)` / `sloppy_items(items)`: the same responses all lowercase without
-  punctuation (notebook 03 §5, "data quality is output quality"), and `style(replies)`: the
-  share of replies with no capital letter, with no punctuation, with no final punctuation,
-  to measure how far that style leaks into replies to `UNRELATED` requests.
-
-Every reference response is one line, and every training response starts with a capital
-letter and ends with . ! or ?, so that `style` of the careful training data is exactly 0.
-Replies are judged on their first line (generate with stop="\\n", or let them end at EOS).
-
-Left out on purpose: human-written data, open-ended requests with no checker, multi-turn
-dialogue, and anything that needs world knowledge notebook 02 measures (capitals), so that
-forgetting can be measured on it.
-"""
+"""The data of `labkit.instruct`: task types, items, their wordings, and the splits (the
+package docstring has the idea)."""
 from __future__ import annotations
 
 import random
@@ -288,7 +255,7 @@ def instruction_data(seed: int = 0, *, n_train: int = 48, n_test: int = 10,
     """The data set: per training type `n_train` items for `train` and `n_test` others for
     `test_seen`; per held-out type `n_unseen` items for `test_unseen`. Deterministic in
     `seed` (which items, their wording, the list members); `train` goes round the types."""
-    from .validate import whole
+    from ..validate import whole
 
     n_train, n_test = whole("n_train", n_train, low=1), whole("n_test", n_test, low=0)
     n_unseen = whole("n_unseen", n_unseen, low=0)
@@ -311,83 +278,7 @@ def instruction_data(seed: int = 0, *, n_train: int = 48, n_test: int = 10,
     return InstructionData(train, test_seen, test_unseen)
 
 
-# --- judging replies ---------------------------------------------------------------------------
-
-
-def first_line(reply: str) -> str:
-    """The part of a reply that is judged: its first line, stripped."""
-    if not isinstance(reply, str):
-        raise TypeError(f"a reply is a string, not {type(reply).__name__}")
-    return reply.strip().split("\n")[0].strip()
-
-
-def answered(reply: str) -> bool:
-    """A reply at all: a first line with a letter or digit that does not start a new turn."""
-    line = first_line(reply)
-    return bool(re.search(r"[A-Za-z0-9]", line)) and not re.match(r"(Instruction|Response):", line)
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())
-
-
-def _bare(line: str) -> str:
-    return line.strip().strip("\"'").rstrip(".!").strip()
-
-
-def _items(line: str) -> list[str]:
-    return [x.strip() for x in _bare(line).split(",")]
-
-
-_CHECKS = {  # type -> (does it need the item's key?, check(line, key) -> bool)
-    "one_word": (False, lambda a, k: bool(re.fullmatch(r"[A-Za-z][A-Za-z'-]*", _bare(a)))),
-    "uppercase": (False, lambda a, k: bool(re.search(r"[A-Z]", a)) and a == a.upper()),
-    "yes_no": (False, lambda a, k: _bare(a).lower() in ("yes", "no")),
-    "number": (False, lambda a, k: bool(re.fullmatch(r"\d+", _bare(a)))),
-    "negate": (False, lambda a, k: any(w in ("not", "never") or w.endswith("n't")
-                                       for w in _words(a))),
-    "list": (True, lambda a, k: len(_items(a)) == k[0]
-             and all(0 < len(x.split()) <= 3 for x in _items(a))),
-    "past_tense": (True, lambda a, k: k[1] in _words(a) and k[0] not in _words(a)),
-    "short_answer": (True, lambda a, k: len(_words(a)) <= 8
-                     and any(w in _words(a) or w + "s" in _words(a) for w in k)),
-    "sort": (True, lambda a, k: [w for w in re.split(r"[,\s]+", _bare(a).lower())
-                                 if w and w != "and"] == list(k)),
-    "starts_with": (True, lambda a, k: len(_words(a)) >= 3 and _words(a)[0] == k[0].lower()),
-}
-
-
-def obeys(item, reply: str) -> bool:
-    """Does `reply` do what the item's instruction asks? `item` is an `Item`, or a task type's
-    name for the types whose checker needs nothing of the item (one_word, uppercase, yes_no,
-    number, negate)."""
-    kind, key = (item, ()) if isinstance(item, str) else (item.type, item.key)
-    if kind not in _CHECKS:
-        raise ValueError(f"unknown task type {kind!r}; known: {sorted(_CHECKS)}")
-    needs_key, check = _CHECKS[kind]
-    if needs_key and not key:
-        raise ValueError(f"the {kind!r} checker needs the item (its key), not only the type "
-                         "name: pass the Item itself")
-    return answered(reply) and bool(check(first_line(reply), key))
-
-
-def score(items, replies) -> dict:
-    """{"answered": share, "obeys": share, "n": count, "by_type": {type: (answered, obeys)}}."""
-    items, replies = list(items), list(replies)
-    if len(items) != len(replies) or not items:
-        raise ValueError(f"score needs one reply per item (and at least one): got "
-                         f"{len(items)} items and {len(replies)} replies")
-    ans = [answered(r) for r in replies]
-    ok = [obeys(it, r) for it, r in zip(items, replies)]
-    by_type = {}
-    for kind in dict.fromkeys(it.type for it in items):
-        idx = [i for i, it in enumerate(items) if it.type == kind]
-        by_type[kind] = (sum(ans[i] for i in idx) / len(idx), sum(ok[i] for i in idx) / len(idx))
-    return {"answered": sum(ans) / len(items), "obeys": sum(ok) / len(items), "n": len(items),
-            "by_type": by_type}
-
-
-# --- sloppy data and the style it leaves behind ------------------------------------------------
+# --- sloppy data (its style is measured by judge.style) ---------------------------------------
 
 
 def sloppy(text: str) -> str:
@@ -399,19 +290,3 @@ def sloppy_items(items) -> list[Item]:
     """The same items with sloppy responses (the uppercase and list types then disobey:
     careless data teaches disobedience as well as a style)."""
     return [replace(it, response=sloppy(it.response)) for it in items]
-
-
-def style(replies) -> dict:
-    """Over the answered replies, the share with no capital letter, with no punctuation mark
-    at all (. , ! ? ; :), and with no final . ! or ? -> {"no_capital", "no_punct",
-    "no_final_punct", "n": answered count} (NaN shares for none). A reply cut by the token
-    budget has no final mark whatever its style: compare `no_final_punct` only between
-    replies given the same room, or read `no_punct`."""
-    lines = [first_line(r) for r in replies if answered(r)]
-    nan = float("nan")
-    if not lines:
-        return {"no_capital": nan, "no_punct": nan, "no_final_punct": nan, "n": 0}
-    return {"no_capital": sum(not re.search(r"[A-Z]", x) for x in lines) / len(lines),
-            "no_punct": sum(not re.search(r"[.,!?;:]", x) for x in lines) / len(lines),
-            "no_final_punct": sum(not re.search(r"[.!?][\"')]*$", x) for x in lines) / len(lines),
-            "n": len(lines)}
