@@ -34,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 
+from labkit.metrics import peak_rss_gb   # Linux's VmHWM: a subprocess's own peak
+
 RESULT_TAG = "BENCH_RESULT "
 WORDS = ["apple", "river", "cloud", "stone", "tiger", "piano", "lemon", "forest", "candle",
          "rocket", "garden", "silver"]
@@ -47,21 +49,6 @@ def examples():
     """12 chat examples of ~46 tokens each with SmolLM2's template (the issue's batch)."""
     return [(f"Write the word {w} in capital letters.",
              f"{w.upper()}. That is {w} written in capital letters.") for w in WORDS]
-
-
-def peak_rss_gb() -> float:
-    """Peak resident set size of this process so far, in GB (10^9 bytes): Linux's VmHWM,
-    which starts afresh in a new program (getrusage's maxrss keeps the peak of the parent a
-    subprocess was forked from), else getrusage."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / 1e9
-    except OSError:
-        pass
-    import resource
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1e9 if sys.platform == "darwin" else peak * 1024 / 1e9
 
 
 def cpu_model() -> str:

@@ -29,6 +29,7 @@ import torch
 
 from .dist import forward as run_model
 from .models import freeze
+from .pairs import padded
 
 
 class Discriminator(torch.nn.Module):
@@ -89,10 +90,7 @@ def padded_batch(lm, texts):
                              "average -- drop empty texts first")
     pad = lm.tokenizer.pad_token_id
     pad = 0 if pad is None else pad
-    width = max(map(len, rows))
-    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=lm.device)
-    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=lm.device)
-    return ids, mask                                                    # batch seq, batch seq
+    return padded(rows, pad, lm.device)                                 # batch seq, batch seq
 
 
 def mean_hidden(lm, texts, batch_size: int = 16) -> torch.Tensor:

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import torch
 
 from .dist import cache_of, check_fits, forward
+from .pairs import padded
 from .tasks import Example, Task
 from .validate import whole
 
@@ -185,14 +186,6 @@ def label_logprobs_naive(lm, prompts, labels, *, prefix: str = "", end: str = ""
     return out
 
 
-def _pad(seqs, pad, width=None):
-    """Right-pad lists of ids -> (ids [batch, width], mask [batch, width])."""
-    width = width or max(map(len, seqs))
-    ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])
-    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
-    return ids, mask
-
-
 def label_logprobs(lm, prompts, labels, *, prefix: str = "", end: str = "",
                    chat: bool = False, batch_size: int = 8) -> torch.Tensor:
     """log p(label + end | prefix + prompt), summed over every token -> [n_prompts, n_labels].
@@ -226,7 +219,7 @@ def label_logprobs(lm, prompts, labels, *, prefix: str = "", end: str = "",
             idx = order[b:b + batch_size]
             n = len(idx)
             # pass 2: the prompts                                   ids, mask1: batch seq
-            ids, mask1 = _pad([head + queries[i] for i in idx], pad)
+            ids, mask1 = padded([head + queries[i] for i in idx], pad, "cpu")
             mask1 = torch.cat([torch.ones(n, n_past, dtype=torch.long), mask1], 1)
             cache = None
             if past is not None:
@@ -241,7 +234,7 @@ def label_logprobs(lm, prompts, labels, *, prefix: str = "", end: str = "",
             rest = [c[:-1] for i in idx for c in conts[i]]                          # batch*label
             hid2 = None
             if max(map(len, rest)):
-                ids2, m2 = _pad(rest, pad)
+                ids2, m2 = padded(rest, pad, "cpu")
                 cache2 = cache_of(o1)
                 cache2.batch_repeat_interleave(n_lab)
                 mask2 = torch.cat([mask1.repeat_interleave(n_lab, 0), m2], 1)
@@ -352,10 +345,9 @@ def greedy(lm, prompts, max_new_tokens: int = 32, batch_size: int = 8,
     pad = tok.pad_token_id or 0
     for b in range(0, len(prompts), batch_size):
         enc = [lm.ids(p, start=not chat) for p in prompts[b:b + batch_size]]
-        width = max(map(len, enc))
+        ids, mask = padded(enc, pad, lm.device, left=True)               # batch seq
+        width = ids.shape[1]
         check_fits(width, max_new_tokens, lm.context_length)
-        ids = torch.tensor([[pad] * (width - len(e)) + e for e in enc], device=lm.device)
-        mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in enc], device=lm.device)
         kw = dict(stop_strings=[stop], tokenizer=tok) if stop else {}
         with torch.inference_mode():
             gen = lm.model.generate(input_ids=ids, attention_mask=mask, do_sample=False,

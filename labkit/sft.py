@@ -48,9 +48,10 @@ import torch
 from . import adapters
 from .dist import _accepts, forward as run_model
 from .models import cache_dir, freeze
+from .pairs import (IGNORE, batch_order, collate, encode,  # noqa: F401  (masked_labels: the
+                    masked_labels, pad_id)               # exercise's reference, re-exported)
 from .validate import number, whole
 
-IGNORE = -100          # the label torch's cross_entropy(ignore_index=-100) and transformers skip
 CACHE_VERSION = 1      # bump when training changes: cached adapters are then trained again
 
 
@@ -106,23 +107,7 @@ class SFTConfig:
         self.target_modules = tuple(mods)
 
 
-# --- the three pure functions: labels, loss, schedule ---------------------------------------
-
-
-def masked_labels(ids: torch.Tensor, prompt_lengths, lengths) -> torch.Tensor:
-    """Labels for the response-only loss: a LongTensor like `ids` [batch, seq] (right-padded
-    rows: row i's real tokens are ids[i, :lengths[i]], of which the first prompt_lengths[i] are
-    the prompt) holding ids[i, t] where t is a response token (prompt_lengths[i] <= t <
-    lengths[i]) and -100 everywhere else (the prompt and the padding). -100 is what
-    torch.nn.functional.cross_entropy(ignore_index=-100) and transformers skip.
-
-    Naive version: labels = ids.clone(); for each row i: labels[i, :prompt_lengths[i]] = -100
-    and labels[i, lengths[i]:] = -100."""
-    t = torch.arange(ids.shape[1], device=ids.device)[None]                 # 1 seq
-    start = torch.as_tensor(prompt_lengths, device=ids.device)[:, None]     # batch 1
-    end = torch.as_tensor(lengths, device=ids.device)[:, None]              # batch 1
-    response = (t >= start) & (t < end)                                     # batch seq
-    return torch.where(response, ids, torch.full_like(ids, IGNORE)).long()
+# --- the loss and the schedule (the labels are `labkit.pairs.masked_labels`) -----------------
 
 
 def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -146,65 +131,6 @@ def lr_at(step: int, *, learning_rate: float, warmup_steps: int, max_steps: int)
     if step < warmup_steps:
         return learning_rate * step / max(1, warmup_steps)
     return learning_rate * max(0.0, (max_steps - step) / max(1, max_steps - warmup_steps))
-
-
-# --- the data: token ids and right-padded batches --------------------------------------------
-
-
-def encode(lm, examples, *, chat: bool = True, max_length: int = 512) -> list[tuple[list, int]]:
-    """[(ids, prompt_length)] of (prompt, response) pairs, by the one BOS rule: the prompt
-    (chat-templated with `chat`) as `lm.ids(..., start=not chat)`, the response as
-    `lm.ids(response, start=False)` + the end token. Bad pairs get a ValueError naming them."""
-    if isinstance(examples, (str, bytes)) or not hasattr(examples, "__iter__"):
-        raise TypeError("examples must be a list of (prompt, response) pairs")
-    examples = list(examples)
-    if not examples:
-        raise ValueError("no examples: fine-tuning needs at least one (prompt, response) pair")
-    limit = min(max_length, lm.context_length)
-    rows = []
-    for i, ex in enumerate(examples):
-        if not isinstance(ex, (tuple, list)) or len(ex) != 2 or not all(isinstance(s, str)
-                                                                        for s in ex):
-            raise TypeError(f"example {i} must be a (prompt, response) pair of strings, got "
-                            f"{ex!r:.80}")
-        prompt, response = ex
-        if not response.strip():
-            raise ValueError(f"example {i} has an empty response: there is nothing to learn "
-                             f"from it -- drop it or write the response")
-        p = lm.ids(lm.chat_prompt(prompt) if chat else prompt, start=not chat)
-        r = lm.ids(response, start=False) + ([lm.eos_token_id] if lm.eos_token_id is not None
-                                             else [])
-        if not p:
-            raise ValueError(f"example {i} has an empty prompt and this tokenizer adds no start "
-                             f"token, so nothing predicts the response's first token: give a "
-                             f"prompt (or chat=True)")
-        if len(p) + len(r) > limit:
-            what = (f"max_length={max_length}: shorten it or raise max_length" if
-                    limit == max_length else f"the model's context ({limit} tokens): shorten it")
-            raise ValueError(f"example {i} is {len(p) + len(r)} tokens long ({len(p)} prompt + "
-                             f"{len(r)} response), more than {what} (it is refused, not truncated)")
-        rows.append((p + r, len(p)))
-    return rows
-
-
-def collate(rows, pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded (ids, attention_mask, labels), each [batch, seq], of rows (ids, prompt_len)."""
-    width = max(len(ids) for ids, _ in rows)
-    ids = torch.tensor([r + [pad_id] * (width - len(r)) for r, _ in rows], device=device)
-    lengths = [len(r) for r, _ in rows]
-    mask = (torch.arange(width, device=device)[None]
-            < torch.tensor(lengths, device=device)[:, None]).long()        # batch seq
-    return ids, mask, masked_labels(ids, [p for _, p in rows], lengths)
-
-
-def batch_order(n: int, batch_size: int, steps: int, seed: int) -> list[list[int]]:
-    """`steps` batches of example indices: a fresh shuffle each epoch, the last batch of an
-    epoch smaller when batch_size does not divide n."""
-    gen, batches = torch.Generator().manual_seed(seed), []
-    while len(batches) < steps:
-        perm = torch.randperm(n, generator=gen).tolist()
-        batches += [perm[i:i + batch_size] for i in range(0, n, batch_size)]
-    return batches[:steps]
 
 
 def _batch_loss(model, ids, mask, labels, bf16: bool = False) -> torch.Tensor:
@@ -239,14 +165,9 @@ def eval_loss(lm, examples, *, chat: bool = True, batch_size: int = 8,
     lm.model.eval()
     try:
         return _mean_loss(lm.model, encode(lm, examples, chat=chat, max_length=max_length),
-                          _pad_id(lm), lm.device, batch_size)
+                          pad_id(lm), lm.device, batch_size)
     finally:
         lm.model.train(was)
-
-
-def _pad_id(lm) -> int:
-    pad = lm.tokenizer.pad_token_id
-    return pad if pad is not None else (lm.eos_token_id or 0)
 
 
 # --- the trainer ------------------------------------------------------------------------------
@@ -281,7 +202,7 @@ def finetune(lm, examples, config: SFTConfig | None = None, *, eval_examples=Non
     steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(per_epoch * cfg.num_train_epochs)
     warmup = (int(cfg.warmup_steps) if cfg.warmup_steps >= 1
               else math.ceil(steps * cfg.warmup_steps))
-    device, pad = lm.device, _pad_id(lm)
+    device, pad = lm.device, pad_id(lm)
     if cfg.lora_r is None:
         model, view = copy.deepcopy(lm.model), None
     else:

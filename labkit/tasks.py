@@ -225,6 +225,8 @@ def sentiment_data(lm, n: int = 96, *, max_new_tokens: int = 24, batch_size: int
     import torch
     from tqdm.auto import tqdm
 
+    from .pairs import padded
+
     from .lexicon import lexicon_label
 
     asks = [f"Write one {mood} sentence about {topic}."
@@ -238,10 +240,8 @@ def sentiment_data(lm, n: int = 96, *, max_new_tokens: int = 24, batch_size: int
                       leave=False):
             rows = [lm.ids(lm.chat_prompt(asks[(i + j) % len(asks)]), start=False)
                     for j in range(min(batch_size, n - i))]
-            width = max(map(len, rows))
-            ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=lm.device)
-            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows],
-                                device=lm.device)                       # batch seq (left-padded)
+            ids, mask = padded(rows, pad, lm.device, left=True)       # batch seq, batch seq
+            width = ids.shape[1]
             with torch.inference_mode():
                 out = lm.model.generate(input_ids=ids, attention_mask=mask, do_sample=True,
                                         top_p=0.95, max_new_tokens=max_new_tokens,
@@ -307,6 +307,8 @@ def positive_continuations(lm, n: int = 64, *, prompts=None, max_new_tokens: int
     import torch
     from tqdm.auto import tqdm
 
+    from .pairs import padded
+
     from .lexicon import lexicon_label
     from .validate import number, whole
 
@@ -328,10 +330,8 @@ def positive_continuations(lm, n: int = 64, *, prompts=None, max_new_tokens: int
             asked = [prompts[(sampled + j) % len(prompts)]
                      for j in range(min(batch_size, max_samples - sampled))]
             rows = [lm.ids(p, start=True) for p in asked]
-            width = max(map(len, rows))
-            ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=lm.device)
-            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows],
-                                device=lm.device)                       # batch seq (left-padded)
+            ids, mask = padded(rows, pad, lm.device, left=True)       # batch seq, batch seq
+            width = ids.shape[1]
             with torch.inference_mode():
                 out = lm.model.generate(input_ids=ids, attention_mask=mask, do_sample=True,
                                         temperature=1.0, top_k=0, top_p=top_p,

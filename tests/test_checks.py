@@ -9,11 +9,11 @@ import torch
 
 import labkit as lk
 from labkit import checks
-from labkit.checks import _runner, bayes, knobs, pool, prompting, sft, steer
+from labkit.checks import _runner, bayes, knobs, pool, prompting, schedule, sft, steer
 
 CHECKS = [knobs.TOP_P, bayes.TILT, bayes.KL_REWARD, prompting.FEW_SHOT_PROMPT,
           prompting.LABEL_LOGPROB, pool.POOL_RENORMALISE, pool.TRIE_STEP, steer.BAG_OF_WORDS,
-          sft.MASKED_LABELS, sft.LR_SCHEDULE]
+          sft.MASKED_LABELS, schedule.LR_SCHEDULE]
 
 
 @pytest.fixture(scope="module")

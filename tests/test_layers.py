@@ -24,7 +24,7 @@ PACKAGE = Path(lk.__file__).resolve().parent
 LAYERS = [
     ["validate"],
     ["dist"],
-    ["adapters"],        # LoRA adapters on one shared base (SFT, RL, DPO, the reward model)
+    ["adapters", "pairs"],   # LoRA adapters on one shared base; (prompt, response) pairs as batches
     ["models"],
     ["controls"],
     ["decoding"],

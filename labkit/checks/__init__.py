@@ -11,9 +11,9 @@ not one the check knows; or ⏳ "not attempted yet" while the function still rai
 `NotImplementedError` -- and returns a bool. It never raises: a top-to-bottom run of a
 notebook never breaks on an exercise.
 
-One module per notebook holds its checks, their reference solutions and their tables of
-known mistakes: `knobs` (00), `bayes` (01), `prompting` (02), `sft` (03), `pool` (05),
-`steer` (06).
+One module per notebook (two for 03) holds its checks, their reference solutions and their
+tables of known mistakes: `knobs` (00), `bayes` (01), `prompting` (02), `sft` and `schedule`
+(03), `pool` (05), `steer` (06).
 `_runner` is the machinery they share (`Check`, `Variant`, `Case`, `Mistake`); how a verdict
 is reached is in its docstring. CI runs every check against its reference, and against a
 corpus of plausible wrong answers (tests/checks/; benchmarks/checks_report.py prints the
@@ -28,7 +28,8 @@ from .knobs import check_top_p, reference_top_p
 from .pool import (check_pool_renormalise, check_trie_step, reference_pool_renormalise,
                    reference_trie_step)
 from .prompting import check_few_shot_prompt, check_label_logprob
-from .sft import check_lr_schedule, check_masked_labels
+from .schedule import check_lr_schedule
+from .sft import check_masked_labels
 from .steer import check_bag_of_words, reference_bag_of_words
 
 __all__ = ["Case", "Check", "Mistake", "Variant", "Verdict", "check_bag_of_words",

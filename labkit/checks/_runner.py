@@ -338,3 +338,31 @@ class Check:
                        "is not a mistake the check knows, so it names none: compare your output "
                        "with the expected one on this, the smallest failing case.")
 
+
+# --- a check that calls every function through an adapter (notebook 03) ----------------------
+
+
+class Adapted:
+    """`call(fn, *args)` as a function of the case's args. It carries fn's `__code__`, so an
+    error raised in the learner's code is still shown with the learner's line."""
+
+    def __init__(self, fn, call):
+        self.fn, self.call = fn, call
+        self.__code__ = getattr(fn, "__code__", None)
+
+    def __call__(self, *args):
+        return self.call(self.fn, *args)
+
+
+@dataclass
+class Adapting(Check):
+    """A Check whose functions (the learner's, the reference, every variant's) are called
+    through `adapt(fn, *case.args)`."""
+
+    adapt: Callable | None = None
+
+    def verdict(self, fn, **context):
+        return super().verdict(Adapted(fn, self.adapt) if callable(fn) else fn, **context)
+
+    def _out(self, fn, case: Case):
+        return super()._out(Adapted(fn, self.adapt), case)

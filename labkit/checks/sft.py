@@ -1,59 +1,20 @@
-"""Notebook 03's checks: the response-only loss mask, and the warm-up-then-decay schedule.
+"""Notebook 03's first check: the response-only loss mask.
 
-References, both in `labkit.sft`: `masked_labels` (the labels of supervised fine-tuning's loss
-on response tokens only: the prompt and the padding get -100, the index that
+Reference: `labkit.sft.masked_labels` (defined in `labkit.pairs`): the labels of supervised
+fine-tuning's loss on response tokens only: the prompt and the padding get -100, the index that
 `torch.nn.functional.cross_entropy(ignore_index=-100)` and transformers skip -- TRL's
-completion-only loss) and `lr_at` (a linear warm-up from 0, then a linear decay to 0 at
-max_steps: transformers' `get_linear_schedule_with_warmup`; warm-up as in Goyal et al. 2017,
-"Accurate, Large Minibatch SGD", §2.2).
-
-Two things differ from the other checks, both done by `_Adapting`, a `Check` that calls every
-function -- the learner's, the reference, the variants -- through an adapter:
-
-* the mask's adapter notices a function that edits `ids` in place (`labels = ids` then
-  `labels[...] = -100`): the runner hands it a copy, so its output alone would look right,
-  but in the trainer the model's input would be spoiled;
-* the schedule's learner function gives one step's rate, with keyword arguments; its adapter
-  runs it on every step from 0 to max_steps + 2, so a case is a whole schedule and a mistake
-  shows as a curve.
+completion-only loss. The check calls every function through an adapter (`_runner.Adapting`)
+that notices a function editing `ids` in place (`labels = ids` then `labels[...] = -100`):
+the runner hands it a copy, so its output alone would look right, but in the trainer the
+model's input would be spoiled. The schedule's check is `labkit.checks.schedule`.
 """
 from __future__ import annotations
 
-import math
-import numbers
-from dataclasses import dataclass
-from typing import Callable
-
 import torch
 
-from ..sft import lr_at, masked_labels
-from ._runner import Case, Check, Mistake, Variant, close, diff_vector, read_none
+from ..sft import masked_labels
+from ._runner import Adapting, Case, Mistake, Variant, read_none
 
-
-class _Adapted:
-    """`call(fn, *args)` as a function of the case's args. It carries fn's `__code__`, so an
-    error raised in the learner's code is still shown with the learner's line."""
-
-    def __init__(self, fn, call):
-        self.fn, self.call = fn, call
-        self.__code__ = getattr(fn, "__code__", None)
-
-    def __call__(self, *args):
-        return self.call(self.fn, *args)
-
-
-@dataclass
-class _Adapting(Check):
-    """A Check whose functions (the learner's, the reference, every variant's) are called
-    through `adapt(fn, *case.args)`."""
-
-    adapt: Callable | None = None
-
-    def verdict(self, fn, **context):
-        return super().verdict(_Adapted(fn, self.adapt) if callable(fn) else fn, **context)
-
-    def _out(self, fn, case: Case):
-        return super()._out(_Adapted(fn, self.adapt), case)
 
 
 # --- the response-only loss mask --------------------------------------------------------------
@@ -254,7 +215,7 @@ def _mask_cases() -> list[Case]:
     ]
 
 
-MASKED_LABELS = _Adapting("check_masked_labels", reference=masked_labels, cases=_mask_cases,
+MASKED_LABELS = Adapting("check_masked_labels", reference=masked_labels, cases=_mask_cases,
                           read=_read_labels, same=lambda got, want: torch.equal(got, want),
                           variants=MASK_VARIANTS, show=_show_labels, facts=_mask_facts,
                           adapt=_guard)
@@ -264,154 +225,3 @@ def check_masked_labels(fn) -> bool:
     """Check `fn(ids, prompt_lengths, lengths) -> labels`: the response-only labels, -100 on
     the prompt and the padding of right-padded rows (reference: `labkit.sft.masked_labels`)."""
     return MASKED_LABELS.check(fn)
-
-
-# --- the learning-rate schedule ---------------------------------------------------------------
-
-
-def _schedule(fn, learning_rate, warmup_steps, max_steps):
-    """fn's rate at every step 0 .. max_steps + 2 (a list; the reading comes later)."""
-    out = []
-    for step in range(max_steps + 3):
-        try:
-            out.append(fn(step, learning_rate=learning_rate, warmup_steps=warmup_steps,
-                          max_steps=max_steps))
-        except NotImplementedError:
-            raise
-        except Exception as e:          # say at which step, keep the learner's traceback
-            hint = (" (warmup_steps is 0 here: divide by max(1, warmup_steps))"
-                    if isinstance(e, ZeroDivisionError) and warmup_steps == 0 else "")
-            try:
-                e.args = (f"at step {step}: {e}{hint}",)
-            except Exception:
-                pass
-            raise
-    return out
-
-
-def _rate(f):
-    """A variant from a formula f(step, lr, warmup, max_steps), in the learner's signature."""
-    def variant(step, *, learning_rate, warmup_steps, max_steps):
-        return f(step, learning_rate, warmup_steps, max_steps)
-    return variant
-
-
-def _warm_then(decay, warm=lambda s, w: s / max(1, w)):
-    return _rate(lambda s, lr, w, m: lr * (warm(s, w) if s < w else decay(s, w, m)))
-
-
-def _linear(s, w, m):
-    return max(0.0, (m - s) / max(1, m - w))
-
-
-def _cosine(s, w, m, end=float("inf")):
-    """transformers' cosine decay (it rises again after max_steps), or stopped at `end`."""
-    return max(0.0, 0.5 * (1 + math.cos(math.pi * min(end, (s - w) / max(1, m - w)))))
-
-
-LR_VARIANTS = [
-    Variant("warmup_ahead", "warm-up one step ahead",
-            "at step 0 the rate is 0: it is learning_rate * step / warmup_steps during the warm-up "
-            "(step + 1 starts above 0 and reaches the full rate one step early)",
-            fns=[_warm_then(_linear, lambda s, w: (s + 1) / max(1, w)),
-                 _warm_then(_linear, lambda s, w: (s + 1) / (w + 1))]),
-    Variant("no_warmup", "no warm-up",
-            "for step < warmup_steps the rate climbs from 0 to learning_rate (learning_rate * "
-            "step / warmup_steps); the decay comes after",
-            fns=[_rate(lambda s, lr, w, m: lr * _linear(s, w, m)),
-                 _rate(lambda s, lr, w, m: lr * max(0.0, (m - s) / max(1, m)))]),
-    Variant("no_decay", "no decay after the warm-up",
-            "after the warm-up the rate falls linearly, to 0 at step max_steps: learning_rate * "
-            "(max_steps - step) / (max_steps - warmup_steps)",
-            fns=[_warm_then(lambda s, w, m: 1.0),
-                 _warm_then(lambda s, w, m: 1.0 if s < m else 0.0)]),
-    Variant("decay_from_zero", "decay measured from step 0",
-            "the decay starts at the end of the warm-up, at the full rate: divide by the decay's "
-            "length, max_steps - warmup_steps, not by max_steps",
-            fns=[_warm_then(lambda s, w, m: max(0.0, (m - s) / max(1, m)))]),
-    Variant("ends_early", "decay reaches 0 a step early",
-            "the rate reaches 0 at step max_steps exactly (max_steps - step in the numerator), "
-            "not at max_steps - 1",
-            fns=[_warm_then(lambda s, w, m: max(0.0, (m - 1 - s) / max(1, m - 1 - w))),
-                 _warm_then(lambda s, w, m: max(0.0, (m - 1 - s) / max(1, m - w)))]),
-    Variant("ends_late", "decay reaches 0 a step late",
-            "the rate is 0 at step max_steps: learning_rate * (max_steps - step) / (max_steps - "
-            "warmup_steps), with no + 1",
-            fns=[_warm_then(lambda s, w, m: max(0.0, (m + 1 - s) / max(1, m + 1 - w)))]),
-    Variant("cosine", "cosine decay, not linear",
-            "this schedule decays in a straight line from learning_rate to 0 (transformers' "
-            "linear one; the cosine one is another schedule)",
-            fns=[_warm_then(_cosine), _warm_then(lambda s, w, m: _cosine(s, w, m, end=1.0))]),
-    Variant("negative", "negative past max_steps",
-            "after max_steps the rate stays 0: take max(0, ...) of the decay, a negative rate "
-            "would climb the loss",
-            fns=[_warm_then(lambda s, w, m: (m - s) / max(1, m - w))]),
-    Variant("one_based", "steps counted from 1",
-            "steps are 0-based: the first optimizer step is step 0, where the warm-up's rate is 0",
-            fns=[_rate(lambda s, lr, w, m: lr_at(s + 1, learning_rate=lr, warmup_steps=w,
-                                                 max_steps=m))]),
-    Variant("factor_only", "the factor, not the rate",
-            "return the learning rate itself: multiply the schedule's factor (0 to 1) by "
-            "learning_rate",
-            fns=[_rate(lambda s, lr, w, m: lr_at(s, learning_rate=1.0, warmup_steps=w,
-                                                 max_steps=m))]),
-    Variant("integer_division", "integer division",
-            "use / (true division): // rounds step / warmup_steps down to 0 during the warm-up",
-            fns=[_rate(lambda s, lr, w, m: lr * (s // max(1, w) if s < w
-                                                 else max(0, (m - s) // max(1, m - w)))),
-                 _warm_then(_linear, lambda s, w: s // max(1, w))]),
-]
-
-
-def _read_rates(out, learning_rate, warmup_steps, max_steps):
-    read_none(out)
-    rates = []
-    for step, v in enumerate(out):
-        if v is None:
-            raise Mistake(f"at step {step} your function returned None -- does every branch "
-                          "(the warm-up, the decay, after max_steps) end with `return`?", "none")
-        if isinstance(v, torch.Tensor) and v.numel() == 1 and not v.is_complex():
-            v = v.item()
-        if isinstance(v, bool) or not isinstance(v, numbers.Real):
-            raise Mistake(f"at step {step} your function returned {type(v).__name__}: return "
-                          "the rate at this one step, a number (float)", "type")
-        rates.append(float(v))
-    return torch.tensor(rates, dtype=torch.float64)
-
-
-def _rate_facts(got, want, learning_rate, warmup_steps, max_steps) -> list[str]:
-    facts = []
-    if torch.isnan(got).any():
-        facts.append("your rates contain NaN")
-    if (got < 0).any():
-        facts.append(f"negative rates at steps {(got < 0).nonzero().flatten().tolist()}")
-    if (got[max_steps:] != 0).any():
-        facts.append(f"the rate is not 0 from step max_steps = {max_steps} on")
-    return facts
-
-
-def _show_rates(want, got, *args):
-    if len(want) <= 12:
-        return ("[" + ", ".join(f"{v:.4g}" for v in want.tolist()) + "]",
-                "[" + ", ".join(f"{v:.4g}" for v in got.tolist()) + "]")
-    return "", diff_vector(want, got, name=lambda i: f"step {i}")
-
-
-def _lr_cases() -> list[Case]:
-    def case(lr, w, m):
-        return Case(f"learning_rate={lr:g}, warmup_steps={w}, max_steps={m} (steps 0 to "
-                    f"{m + 2})", (lr, w, m))
-    return [case(1.0, 2, 6), case(0.1, 0, 4), case(0.001, 3, 10), case(2e-4, 5, 30)]
-
-
-LR_SCHEDULE = _Adapting("check_lr_schedule", reference=lr_at, cases=_lr_cases, read=_read_rates,
-                        same=lambda got, want: close(got, want, atol=1e-12, rtol=1e-6),
-                        variants=LR_VARIANTS, show=_show_rates, facts=_rate_facts,
-                        adapt=_schedule)
-
-
-def check_lr_schedule(fn) -> bool:
-    """Check `fn(step, *, learning_rate, warmup_steps, max_steps) -> float`: a linear warm-up
-    from 0, then a linear decay to 0 at max_steps, 0 after (reference: `labkit.sft.lr_at`).
-    It is run on every step of a few schedules."""
-    return LR_SCHEDULE.check(fn)
