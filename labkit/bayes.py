@@ -57,6 +57,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from .dist import kl  # noqa: F401  -- KL(p‖q) of log-probs [N]: the one kl, re-exported
+from .dpo import dpo_loss  # noqa: F401  -- eq. 7 of Rafailov et al.: the one dpo_loss
 from .models import freeze
 from .toy import one_thread
 from .validate import number, whole
@@ -127,19 +128,20 @@ def implicit_reward(logp: torch.Tensor, logp_ref: torch.Tensor, beta: float) -> 
     return check_beta(beta) * (logp - logp_ref)
 
 
-def dpo_loss(h_chosen: torch.Tensor, h_rejected: torch.Tensor, beta: float,
-             p_chosen: torch.Tensor | None = None) -> torch.Tensor:
-    """-E[log σ(β·(h_w - h_l))] with h = log π_θ - log π_ref (Rafailov et al. 2023, eq. 7).
-
-    With soft labels p = P(chosen ≻ rejected) (Bradley-Terry probabilities) the loss is the
-    expected one, -E[p·log σ(u) + (1-p)·log σ(-u)]: the limit of many annotators per pair.
-    """
-    u = check_beta(beta) * (h_chosen - h_rejected)                      # pairs
-    if p_chosen is None:
-        return -torch.nn.functional.logsigmoid(u).mean()
-    p = p_chosen.to(u.dtype)
-    return -(p * torch.nn.functional.logsigmoid(u)
-             + (1 - p) * torch.nn.functional.logsigmoid(-u)).mean()
+def best_of_n(logp: torch.Tensor, reward: torch.Tensor, n: int) -> torch.Tensor:
+    """Exact log-probs [N] of best-of-n: draw n sequences from π, keep the one with the
+    highest reward (ties go to the later sequence in `sequences()` order). With the
+    sequences sorted by reward and F their cumulative probability, P(best = x_i) =
+    F_i^n - F_{i-1}^n. Its KL from π is at most log n - (n-1)/n (Stiennon et al. 2020)."""
+    n = whole("n", n, low=1)
+    reward = check_reward(reward, logp.shape[0])
+    order = torch.argsort(reward, stable=True)
+    p = logp.exp()[order]
+    upper = p.cumsum(0).clamp(max=1.0)
+    lower = (upper - p).clamp(min=0.0)
+    out = torch.empty_like(p)
+    out[order] = (upper ** n - lower ** n).clamp(min=0.0)
+    return out.log()
 
 
 def match_reward(targets: dict, lam: float):
@@ -218,7 +220,9 @@ def preference_pairs(world, reward_fn, n: int, *, seed: int = 0, labels: str = "
     p = torch.sigmoid(r[world.index(a)] - r[world.index(b)])          # n
     if labels == "soft":
         return a, b, p
-    gen = torch.Generator().manual_seed(seed)
+    # the labels' own stream: seeded like `a`'s draws, they would reuse its uniforms, so the
+    # sequences drawn first (low ids) would win more often than Bradley-Terry says
+    gen = torch.Generator().manual_seed(2 * seed + 1_000_003)
     a_wins = torch.rand(n, generator=gen, dtype=torch.float64) < p
     return torch.where(a_wins[:, None], a, b), torch.where(a_wins[:, None], b, a)
 
@@ -336,7 +340,7 @@ def dpo_finetune(world, pairs, beta, *, target: torch.Tensor | None = None,
         for step in range(cfg.steps + 1):
             logp = world.log_prob(policy, grad=True)                    # N
             h = logp - logp_ref                                         # N
-            loss = dpo_loss(h[ia], h[ib], beta, p_a)
+            loss = dpo_loss(logp[ia], logp[ib], logp_ref[ia], logp_ref[ib], beta, p_a)
             with torch.no_grad():
                 # a tie counts half: at step 0 (π_θ = π_ref) every pair ties, accuracy 0.5
                 right = (h[ia] > h[ib]).double() + 0.5 * (h[ia] == h[ib]).double()  # pairs

@@ -9,11 +9,15 @@ the same pairs).
   right (training: positions stay those of each row alone) or on the left (batched
   generation, which continues every row from its last column);
 * `masked_labels`: the response-only labels (-100 on the prompt and the padding), and
-  `collate`, a right-padded batch with them; `batch_order`: a seeded shuffle per epoch.
+  `collate`, a right-padded batch with them; `batch_order`: a seeded shuffle per epoch;
+* `response_logprobs(model, batch)` -> log π(x_t | x_<t) of each response token of a collated
+  batch (the log-likelihood that RL, DPO and the reward model's features read).
 """
 from __future__ import annotations
 
 import torch
+
+from .dist import _accepts, forward as run_model
 
 IGNORE = -100          # the label torch's cross_entropy(ignore_index=-100) and transformers skip
 
@@ -21,6 +25,7 @@ IGNORE = -100          # the label torch's cross_entropy(ignore_index=-100) and 
 def padded(rows, pad_id: int, device, *, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(input_ids, attention_mask), both [batch, seq]: `rows` (lists of token ids) padded with
     `pad_id` to the longest, on the right (default) or the left; the mask is 1 on real tokens."""
+    rows = [list(r) for r in rows]
     width = max(map(len, rows))
     fill = [[pad_id] * (width - len(r)) for r in rows]
     ones = [[1] * len(r) for r in rows]
@@ -107,3 +112,29 @@ def batch_order(n: int, batch_size: int, steps: int, seed: int) -> list[list[int
         perm = torch.randperm(n, generator=gen).tolist()
         batches += [perm[i:i + batch_size] for i in range(0, n, batch_size)]
     return batches[:steps]
+
+
+def response_logprobs(model, batch, *, entropy: bool = False):
+    """log π(x_t | x_<t) of every response token of a collated batch (ids, mask, labels) ->
+    (logp [batch, k], valid [batch, k] bool), over the last k positions (from the earliest
+    response token on: only their logits are computed, `logits_to_keep`); 0 where not valid.
+    Sum over t for a sequence's log π(response | prompt). With `entropy`, also the entropy of
+    each position's next-token distribution [batch, k] (detached). Gradients flow if enabled."""
+    ids, mask, labels = batch
+    keep = ids.shape[1] - int((labels != IGNORE).int().argmax(1).min()) + 1
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    kw = {"logits_to_keep": keep} if _accepts(type(inner), "logits_to_keep") else {}
+    logits = run_model(model, ids, attention_mask=mask, use_cache=False, **kw).logits
+    pred = logits[:, -keep:-1].float()                                   # batch k vocab
+    target = labels[:, -keep + 1:]                                       # batch k
+    valid = target != IGNORE
+    norm = pred.logsumexp(-1)                                            # batch k
+    logp = pred.gather(-1, target.clamp(min=0)[..., None])[..., 0] - norm
+    logp = torch.where(valid, logp, torch.zeros_like(logp))
+    if not entropy:
+        return logp, valid
+    with torch.no_grad():
+        probs = torch.softmax(pred, -1)
+        plogz = torch.where(probs > 0, probs * pred, torch.zeros_like(pred))  # 0·(-inf) = 0
+        ent = (norm - plogz.sum(-1)) * valid                              # batch k
+    return logp, valid, ent

@@ -350,3 +350,41 @@ def tradeoff(curves: dict, x: str, y: str, *, title: str | None = None):
     fig.update_layout(title=title or f"{y} vs {x}", xaxis=dict(title=x), yaxis=dict(title=y),
                       height=360, **_LAYOUT)
     return fig
+
+
+def overoptimisation(points: list, selected: int | None = None, *, title: str | None = None):
+    """Gold and proxy reward against d = √KL (Gao et al. 2022's axes): `points` are dicts with
+    `d`, `proxy`, `gold` and `samples` [(text, proxy, gold, probability)] (one point per β, or
+    per training checkpoint). With `selected`, that point is marked on both curves and its
+    samples' probabilities are drawn as bars on the right (the explorer's slider)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.12,
+                        subplot_titles=("proxy and gold reward against √KL",
+                                        "the selected policy's most likely texts"))
+    labels = [str(p.get("label", "")) for p in points]
+    for key, color in (("proxy", PALETTE[1]), ("gold", AFTER_COLOR)):
+        fig.add_scatter(x=[p["d"] for p in points], y=[p[key] for p in points], text=labels,
+                        mode="lines+markers", name=f"{key} reward", line_color=color,
+                        hovertemplate="%{text}<br>√KL %{x:.3g}<br>reward %{y:.3g}<extra></extra>",
+                        row=1, col=1)
+    if selected is not None:
+        p = points[whole("selected", selected, low=0, high=len(points) - 1)]
+        fig.add_scatter(x=[p["d"], p["d"]], y=[p["proxy"], p["gold"]], mode="markers",
+                        marker=dict(size=14, color="rgba(0,0,0,0)",
+                                    line=dict(width=2, color="#212529")),
+                        name="selected", hoverinfo="skip", row=1, col=1)
+        fig.add_trace(go.Bar(x=[s[0] for s in p["samples"]], y=[s[3] for s in p["samples"]],
+                             marker_color=[AFTER_COLOR if s[2] >= p["gold"] else BEFORE_COLOR
+                                           for s in p["samples"]],
+                             name="probability", showlegend=False,
+                             customdata=[[s[1], s[2]] for s in p["samples"]],
+                             hovertemplate="%{x}<br>p %{y:.3f}<br>proxy %{customdata[0]:.2f}"
+                                           "<br>gold %{customdata[1]:.2f}<extra></extra>"),
+                      row=1, col=2)
+    fig.update_xaxes(title_text="√KL from the base", row=1, col=1)
+    fig.update_yaxes(title_text="reward", row=1, col=1)
+    fig.update_yaxes(title_text="probability", row=1, col=2)
+    fig.update_layout(title=title, height=380, legend=_LEGEND, **_LAYOUT)
+    return fig

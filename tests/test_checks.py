@@ -9,11 +9,12 @@ import torch
 
 import labkit as lk
 from labkit import checks
-from labkit.checks import _runner, bayes, knobs, pool, prompting, schedule, sft, steer
+from labkit.checks import _runner, bayes, knobs, pool, prompting, rlhf, schedule, sft, steer
 
 CHECKS = [knobs.TOP_P, bayes.TILT, bayes.KL_REWARD, prompting.FEW_SHOT_PROMPT,
           prompting.LABEL_LOGPROB, pool.POOL_RENORMALISE, pool.TRIE_STEP, steer.BAG_OF_WORDS,
-          sft.MASKED_LABELS, schedule.LR_SCHEDULE]
+          sft.MASKED_LABELS, schedule.LR_SCHEDULE, rlhf.RLOO_ADVANTAGE, rlhf.BRADLEY_TERRY,
+          rlhf.DPO_LOSS]
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +33,11 @@ def test_public_names_run_each_check_on_its_reference(tiny_lm, tokenizer, capsys
     assert checks.check_bag_of_words(checks.reference_bag_of_words, tokenizer)
     assert checks.check_masked_labels(lk.sft.masked_labels)
     assert checks.check_lr_schedule(lk.sft.lr_at)
+    assert checks.check_rloo_advantage(lk.rlhf.rloo_advantage)
+    assert checks.check_bradley_terry_loss(lk.rewards.bradley_terry_loss)
+    assert checks.check_dpo_loss(lk.dpo.dpo_loss)
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 10 and all(line.startswith("✅ check_") for line in out), out
+    assert len(out) == 13 and all(line.startswith("✅ check_") for line in out), out
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.name)

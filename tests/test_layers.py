@@ -36,8 +36,10 @@ LAYERS = [
     ["instruct"],        # the Instruction/Response data of notebook 03
     ["prompting"],
     ["toy"],
+    ["dpo"],             # the one dpo_loss, and DPO on an LM (bayes runs it on the toy world)
     ["bayes"],
-    ["sft", "rewards", "rlhf", "dpo"],
+    ["sft", "rewards"],  # supervised fine-tuning; rewards, judges and the reward model
+    ["rlhf"],            # RL from feedback (RLOO), with rewards' checks
     ["metrics"],
     ["scoreboard"],
     ["viz"],

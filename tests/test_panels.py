@@ -159,7 +159,8 @@ def test_every_panel_works_nested(case, container, tiny_lm, world):
 
 
 def test_every_panel_is_exported_and_follows_the_idiom():
-    for name in ("Explorer", "SequencePanel", "PoolPanel", "StrengthPanel", "LabelPanel"):
+    for name in ("Explorer", "SequencePanel", "PoolPanel", "StrengthPanel", "LabelPanel",
+                 "AdapterPanel", "OveroptimisationPanel"):
         cls = getattr(lk.widgets, name)
         assert issubclass(cls, widgets.Panel) and issubclass(cls, W.VBox), name
         for method in ("compute", "figure"):
@@ -422,3 +423,32 @@ def test_the_adapter_panel_scales_the_update_from_the_base_to_beyond(tuned, own_
     assert panel.error.value == "" and len(calls) == 2          # the base, and the scaled model
     with pytest.raises(TypeError, match="LoRA"):
         widgets.AdapterPanel(tiny_lm, prompt)
+
+
+# --- the over-optimisation explorer (notebook 04) ----------------------------------------------
+
+def overopt_points(n=5):
+    return [{"label": f"{0.5 ** i:g}", "d": float(i), "proxy": float(i), "gold": float(i * (4 - i)),
+             "samples": [(f"text {i}", float(i), float(i * (4 - i)), 0.5 / (i + 1)),
+                         ("other", 0.0, 0.0, 0.1)]} for i in range(n)]
+
+
+def test_the_overoptimisation_panel_reads_its_points_and_marks_the_selected_one():
+    points = overopt_points()
+    panel = widgets.OveroptimisationPanel(points, index=1)
+    box = W.Tab(children=[W.VBox([panel])])
+    assert box.children[0].children[0] is panel and panel.index.max == 4
+    assert len(panel.fig.data) == 4                    # proxy, gold, the marker, the texts' bars
+    assert list(panel.fig.data[1].y) == [p["gold"] for p in points]
+    bars = list(panel.fig.data[3].y)
+    panel.index.value = 3
+    assert panel.result is points[3] and panel.error.value == ""
+    assert list(panel.fig.data[2].x) == [3.0, 3.0] and "text 3" in panel.readout.value
+    assert list(panel.fig.data[3].y) == [0.125, 0.1] != bars
+    assert "<td>text 3</td>" in panel.readout.value            # escaped, in a table
+    with pytest.raises(ValueError, match="no \\['samples'\\]"):
+        widgets.OveroptimisationPanel([{k: v for k, v in points[0].items() if k != "samples"}])
+    with pytest.raises(ValueError, match="probability"):
+        widgets.OveroptimisationPanel([dict(points[0], samples=[("a", 1.0, 2.0)])])
+    with pytest.raises(ValueError, match="no points"):
+        widgets.OveroptimisationPanel([])

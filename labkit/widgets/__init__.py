@@ -34,10 +34,12 @@ a later issue: `Panel._view` and `Panel._draw` are where it goes.
 from .adapter_panel import AdapterPanel, Scaled, adapter_step
 from .knob_panel import Explored, Explorer, explore, explorer
 from .label_panel import LabelPanel
+from .overopt_panel import OveroptimisationPanel, overopt_point
 from .panel import Panel, guarded
 from .pool_panel import PoolPanel
 from .sequence_panel import SequencePanel
 from .strength_panel import StrengthPanel
 
-__all__ = ["AdapterPanel", "Explored", "Explorer", "LabelPanel", "Panel", "PoolPanel", "Scaled",
-           "SequencePanel", "StrengthPanel", "adapter_step", "explore", "explorer", "guarded"]
+__all__ = ["AdapterPanel", "Explored", "Explorer", "LabelPanel", "OveroptimisationPanel", "Panel",
+           "PoolPanel", "Scaled", "SequencePanel", "StrengthPanel", "adapter_step", "explore",
+           "explorer", "guarded", "overopt_point"]

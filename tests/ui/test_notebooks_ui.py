@@ -58,6 +58,8 @@ NOTEBOOKS = [
     Notebook("02_prompting.ipynb", panels=1),
     # the adapter-scale slider: the cached adapter of nbval's run, else 24 LoRA steps first
     Notebook("03_supervised_fine_tuning.ipynb", panels=1),
+    # the over-optimisation explorer (toy world): the RL runs before it are nbval's cached ones
+    Notebook("04_rl_from_feedback.ipynb", panels=1, run_timeout_s=420),
     # the pool panel has Text boxes, no slider; the model's own (capitalised) labels move the
     # "after the pool" bars a lot (" neutral" beside " positive| negative" moves them < 1 %)
     Notebook("05_token_pool.ipynb", panels=1,
