@@ -42,7 +42,7 @@ LAYERS = [
     ["rlhf"],            # RL from feedback (RLOO), with rewards' checks
     ["metrics"],
     ["scoreboard"],
-    ["viz"],
+    ["viz", "svg"],      # figures (plotly); a figure drawn as an SVG picture (the static renderer)
     ["widgets", "panels"],
     ["checks"],
     ["__init__", "__main__"],

@@ -1,7 +1,12 @@
 """Every panel of `labkit.widgets`, one idiom: built on the tiny models, nested in a `VBox` and in a
 `Tab` (notebook 07's dashboard), driven through its controls; `.result` follows, the figure's
 traces change, errors show in `.error` and keep the last result, and a control that needs no
-model call makes none (forward passes counted with a hook)."""
+model call makes none (forward passes counted with a hook).
+
+Every test here runs under both renderers (`lk.widgets.use("plotly")` and `use("static")`, the
+`renderer` fixture): the results and the figure's traces (`panel.fig`) must be the same, and the
+drawn picture (`picture(panel)`: the FigureWidget's traces, or the static SVG) must change
+whenever the traces do."""
 import contextlib
 import dataclasses
 import os
@@ -38,6 +43,26 @@ def count_forward_calls(lm):
 
 def ys(panel) -> list:
     return [tuple(trace.y) for trace in panel.fig.data]
+
+
+@pytest.fixture(autouse=True, params=["plotly", "static"])
+def renderer(request):
+    """Every test once per renderer; the choice is put back to "auto" after."""
+    got = widgets.use(request.param)
+    assert request.param == "auto" or got == request.param
+    yield got
+    widgets.use("auto")
+
+
+def picture(panel):
+    """What the learner sees: the live FigureWidget's traces, or the static renderer's SVG."""
+    import plotly.graph_objects as go
+
+    if panel.renderer == "static":
+        assert isinstance(panel.view, W.HTML) and panel.view.value.startswith("<svg")
+        return panel.view.value
+    assert isinstance(panel.view, go.FigureWidget) and panel.view is panel.fig
+    return ys(panel)
 
 
 # --- every panel, one table: how to build it, what costs a model call, what breaks it ----------
@@ -125,34 +150,34 @@ def case(request):
 
 
 @pytest.mark.parametrize("container", ["VBox", "Tab"])
-def test_every_panel_works_nested(case, container, tiny_lm, world):
+def test_every_panel_works_nested(case, container, tiny_lm, world, renderer):
     name, c = case
     panel = c.build(tiny_lm, world)
     box = W.VBox([panel]) if container == "VBox" else W.Tab(children=[panel])
     assert box.children == (panel,) and isinstance(panel, (widgets.Panel, W.VBox))
     assert panel.error in panel.children and panel.readout in panel.children
-    assert panel.fig in panel.children                      # a live go.FigureWidget
+    assert panel.view in panel.children and panel.renderer == renderer
     assert panel.error.value == "" and panel.result is not None
 
     if c.costly is not None:                                # an input that needs the model
-        first, drawn = panel.result, ys(panel)
+        first, drawn, seen = panel.result, ys(panel), picture(panel)
         with count_forward_calls(tiny_lm) as calls:
             c.costly(panel)
         assert panel.error.value == "", panel.error.value
         assert calls and (c.calls is None or len(calls) == c.calls), calls
-        assert panel.result is not first and ys(panel) != drawn
+        assert panel.result is not first and ys(panel) != drawn and picture(panel) != seen
 
-    first, drawn = panel.result, ys(panel)                  # a knob that needs no model call
+    first, drawn, seen = panel.result, ys(panel), picture(panel)    # a knob: no model call
     with count_forward_calls(tiny_lm) as calls:
         c.cheap(panel)
     assert calls == [], f"{name}: a knob called the model {len(calls)} times"
     assert panel.error.value == "", panel.error.value
-    assert panel.result is not first and ys(panel) != drawn
+    assert panel.result is not first and ys(panel) != drawn and picture(panel) != seen
 
-    good, drawn = panel.result, ys(panel)                   # an error: shown, last result kept
+    good, drawn, seen = panel.result, ys(panel), picture(panel)   # an error: shown, result kept
     message = c.bad(panel)
     assert "⚠" in panel.error.value and message in panel.error.value, panel.error.value
-    assert panel.result is good and ys(panel) == drawn
+    assert panel.result is good and ys(panel) == drawn and picture(panel) == seen
 
     c.good(panel)                                           # recovering clears the error
     assert panel.error.value == "" and panel.result is not good
@@ -174,10 +199,12 @@ def panel(tiny_lm):
     return widgets.explorer(tiny_lm, "The capital of France is", k=10)
 
 
-def test_explorer_is_a_displayable_widget_with_a_live_figure(panel):
+def test_explorer_is_a_displayable_widget_with_a_live_figure(panel, renderer):
     import plotly.graph_objects as go
 
-    assert isinstance(panel, widgets.Explorer) and isinstance(panel.fig, go.FigureWidget)
+    live = isinstance(panel.fig, go.FigureWidget)
+    assert isinstance(panel, widgets.Explorer) and live == (renderer == "plotly")
+    assert panel.view in panel.children and picture(panel)
     assert panel.prompt.continuous_update is False
     assert len(panel.fig.data[0].x) == 10
     assert "entropy" in panel.readout.value and panel.error.value == ""
@@ -238,32 +265,129 @@ def test_the_explorer_works_with_a_small_vocabulary():
     assert panel.result.support == 2 and panel.error.value == ""
 
 
-def test_without_figurewidget_a_panel_redraws_a_static_figure(tiny_lm, monkeypatch):
+@pytest.mark.parametrize("renderer", ["auto"], indirect=True)
+def test_without_figurewidget_auto_draws_every_panel_static(tiny_lm, monkeypatch, renderer):
     import plotly.graph_objects as go
 
     def unavailable(*args, **kwargs):
         raise ImportError("no anywidget")
 
     monkeypatch.setattr(go, "FigureWidget", unavailable)
+    assert widgets.why() == ("static", "plotly's FigureWidget cannot be built here "
+                                       "(is anywidget installed?)")
     panel = widgets.explorer(tiny_lm, "Hello", k=5)
-    assert isinstance(panel.fig, go.Figure) and any(
-        isinstance(c, W.Output) for c in panel.children)
+    assert panel.renderer == "static" and isinstance(panel.fig, go.Figure)
+    seen = picture(panel)
     panel.top_k.value = 2
     assert sum(y > 0 for y in panel.fig.data[1].y) == 2 and panel.error.value == ""
+    assert picture(panel) != seen
     strength = widgets.StrengthPanel(tiny_lm, "Hello", ["happy"], k=5)   # every panel: one path
-    before = list(strength.fig.data[1].y)
+    before = picture(strength)
     strength.strength.value = 8.0
-    assert list(strength.fig.data[1].y) != before and strength.error.value == ""
+    assert picture(strength) != before and strength.error.value == ""
 
 
-def test_a_bad_first_prompt_raises_from_the_constructor(tiny_lm):
-    with pytest.raises(ValueError, match="empty"):
-        widgets.Explorer(tiny_lm, "")
-    with pytest.raises(ValueError, match="empty"):
-        widgets.PoolPanel(tiny_lm, "The city is", "")
+# --- choosing the renderer ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("renderer", ["auto"], indirect=True)
+def test_auto_is_static_on_colab_and_in_vs_code_and_plotly_elsewhere(monkeypatch, renderer):
+    import sys
+    import types
+
+    for var in ("LABKIT_PANELS", "VSCODE_PID", "VSCODE_CWD"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert widgets.why()[0] == "plotly"
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert widgets.why() == ("static", "Colab (google.colab is imported)")
+    monkeypatch.delitem(sys.modules, "google.colab")
+    monkeypatch.setenv("VSCODE_PID", "4242")
+    assert widgets.why()[0] == "static" and "VS Code" in widgets.why()[1]
+    monkeypatch.setattr(widgets.render, "_chosen", None)      # as in a fresh kernel:
+    monkeypatch.setenv("LABKIT_PANELS", "plotly")             # the environment overrides auto
+    assert widgets.why() == ("plotly", "$LABKIT_PANELS('plotly')")
+    assert widgets.use("static") == "static"                  # and use() the environment
+    monkeypatch.setenv("LABKIT_PANELS", "svg")
+    assert widgets.use("static") == "static"                  # a bad variable is not read then
+    monkeypatch.setattr(widgets.render, "_chosen", None)
+    with pytest.raises(ValueError, match=r"\$LABKIT_PANELS='svg'.*'auto', 'static', 'plotly'"):
+        widgets.why()
 
 
-# --- the sequence panel (notebook 01) ---------------------------------------------------------
+def test_use_names_the_valid_choices():
+    with pytest.raises(ValueError, match="'nonsense' is not a panel renderer: choose one of "
+                                         "'auto', 'static', 'plotly'"):
+        widgets.use("nonsense")
+
+
+def test_static_also_draws_plain_figures_as_images_and_plotly_gives_them_back(renderer):
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    fig = go.Figure(go.Bar(x=["a", "b"], y=[0.25, 0.75]))
+    bundle = fig._repr_mimebundle_()
+    if renderer == "static":
+        assert pio.renderers.default == "labkit_svg" and list(bundle) == ["image/svg+xml"]
+        assert bundle["image/svg+xml"].count("<rect") == 3                # background + 2 bars
+    else:
+        assert pio.renderers.default != "labkit_svg" and "image/svg+xml" not in bundle
+    widgets.use("plotly")
+    assert pio.renderers.default != "labkit_svg"
+
+
+class _Knob(widgets.Panel):
+    """The smallest panel: one slider, two bars."""
+
+    def __init__(self, value):
+        self.knob = W.FloatSlider(value=value, min=0, max=2)
+        super().__init__(self.knob)
+        self.watch(self.knob)
+
+    def compute(self):
+        return self.knob.value
+
+    def figure(self, result):
+        return lk.viz.label_bars(["a", "b"], [result / 2, 1 - result / 2])
+
+
+def test_a_renderer_that_fails_to_draw_shows_its_error_in_the_panel(renderer, monkeypatch):
+    import plotly.graph_objects as go
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the renderer broke")
+
+    if renderer == "static":
+        monkeypatch.setattr(widgets.panel.svg, "render", broken)
+    else:
+        monkeypatch.setattr(go.FigureWidget, "add_traces", broken)
+    panel = _Knob(0.5)                              # the constructor does not raise
+    assert "⚠ RuntimeError: the renderer broke" in panel.error.value
+    assert panel.view in panel.children and panel.result == 0.5
+    monkeypatch.undo()
+    panel.knob.value = 0.8                          # it draws again: the error is cleared
+    assert panel.error.value == "" and panel.fig.data[0].y == pytest.approx((0.4, 0.6))
+    seen = picture(panel)
+    if renderer == "static":
+        monkeypatch.setattr(widgets.panel.svg, "render", broken)
+    else:
+        monkeypatch.setattr(go.FigureWidget, "update", broken)
+        monkeypatch.setattr(type(panel.fig.data[0]), "update", broken)
+    panel.knob.value = 1.2                          # the last picture stays, the error shows
+    assert "the renderer broke" in panel.error.value and picture(panel) == seen
+
+
+def test_a_figure_the_static_renderer_cannot_draw_is_an_error_in_the_panel(renderer):
+    class Heat(_Knob):
+        def figure(self, result):
+            import plotly.graph_objects as go
+            return go.Figure(go.Heatmap(z=[[result, 1.0]]))
+
+    panel = Heat(0.5)
+    if renderer == "static":
+        assert "bar and scatter traces, not &#x27;heatmap&#x27;" in panel.error.value
+    else:
+        assert panel.error.value == "" and panel.fig.data[0].type == "heatmap"
+
 
 def test_sequence_panel_keeps_its_sequences_and_calls_make_dists_once_per_value(world):
     logp = world.log_prob()

@@ -24,12 +24,16 @@ A panel nests: `W.VBox([a, b])` or `W.Tab(children=[a, b])` (notebook 07's dashb
     panel                      # last expression of a cell: displays the panel
     panel.top_p.value = 0.5    # what dragging the slider does; panel.result follows
 
-Works with ipywidgets 7.7 (Colab; there, run
-`from google.colab import output; output.enable_custom_widget_manager()` once for plotly's
-FigureWidget) and 8. Without a FigureWidget (no anywidget) a panel redraws a static figure.
+Two renderers draw every panel (render.py): plotly's `FigureWidget` (live: zoom, hover), or the
+static one, core widgets only -- an `ipywidgets.HTML` holding the same figure as an SVG picture
+(`labkit.svg`), which draws wherever ipywidgets does. It is chosen when a panel is made:
 
-Left out on purpose: the core-widgets renderer for Colab and VS Code (`lk.widgets.use(...)`),
-a later issue: `Panel._view` and `Panel._draw` are where it goes.
+    lk.widgets.use("static")   # or "plotly", or "auto" (the default); LABKIT_PANELS=static too
+    lk.widgets.why()           # ('static', 'Colab (google.colab is imported)')
+
+"auto" is static on Colab and in VS Code (where custom widgets such as FigureWidget have a long
+record of rendering nothing), plotly elsewhere. Works with ipywidgets 7.7 (Colab) and 8; on
+Colab no custom-widget manager is needed.
 """
 from .adapter_panel import AdapterPanel, Scaled, adapter_step
 from .knob_panel import Explored, Explorer, explore, explorer
@@ -37,9 +41,10 @@ from .label_panel import LabelPanel
 from .overopt_panel import OveroptimisationPanel, overopt_point
 from .panel import Panel, guarded
 from .pool_panel import PoolPanel
+from .render import use, why
 from .sequence_panel import SequencePanel
 from .strength_panel import StrengthPanel
 
 __all__ = ["AdapterPanel", "Explored", "Explorer", "LabelPanel", "OveroptimisationPanel", "Panel",
            "PoolPanel", "Scaled", "SequencePanel", "StrengthPanel", "adapter_step", "explore",
-           "explorer", "guarded", "overopt_point"]
+           "explorer", "guarded", "overopt_point", "use", "why"]

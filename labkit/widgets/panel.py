@@ -9,10 +9,15 @@ when a control moves and redraws (2) in place. The base class holds what they sh
 * `error` -- a `W.HTML` inside the panel: a callback's exception is shown there in red and
   cleared by the next success (`guarded`), never lost in the kernel log;
 * `readout` -- a `W.HTML` line under the figure (`summary(result)`);
-* `fig` -- a `go.FigureWidget`. Drawing happens in one place, `_draw`: it builds a fresh
-  figure with the subclass's `figure(result)` (a `viz` factory) and copies its traces into
-  `fig` inside `fig.batch_update()` (one message to the browser). Where FigureWidget is
-  unavailable (no anywidget), `fig` is a plain figure shown, and redrawn, in an `Output`.
+* `view` -- the widget that shows the figure, drawn by one of two renderers (`render.py`,
+  chosen when the panel is made: `lk.widgets.use`): "plotly", a `go.FigureWidget` (then `fig`
+  is that widget), or "static", an `ipywidgets.HTML` holding the figure as an SVG picture
+  (`labkit.svg`; then `fig` is the last plotly figure drawn). Drawing happens in one place,
+  `_draw`: it builds a fresh figure with the subclass's `figure(result)` (a `viz` factory) and
+  either copies its traces into the FigureWidget inside `fig.batch_update()` (one message to
+  the browser) or sets the HTML's value to its picture (`_show`). A renderer's error (a figure
+  the static renderer cannot draw, say) is shown in `error`, like any callback's, from the
+  first draw on;
 * `refresh(fetch=None)` -- what every callback does: `fetch()` (the model call, for the one
   control that needs it: the prompt), then `compute()`, then draw; errors go to `error`.
 * `watch(*controls, fetch=None)` -- `refresh` whenever one of `controls` changes value.
@@ -26,9 +31,8 @@ optionally, `summary(result)`. Bad arguments raise from the constructor (the fir
 A panel is an ipywidgets container, so it nests: `W.VBox([a, b])`, `W.Tab(children=[a, b])`
 (notebook 07's dashboard) -- its callbacks are its own and keep working there.
 
-Left out on purpose: the second renderer (core widgets only -- an `Image` or `HTML` chart --
-for Colab and VS Code), chosen by `lk.widgets.use("static" | "plotly")`, comes with a later
-issue; `_view` (what is shown) and `_draw` (how it is updated) are the two methods it changes.
+Left out on purpose: switching a panel's renderer after it is made (make a new panel), and
+plotly's zoom and hover under the static renderer (an SVG tooltip shows each bar's value).
 """
 from __future__ import annotations
 
@@ -36,7 +40,8 @@ import html
 
 import ipywidgets as W
 
-from .. import viz
+from .. import svg, viz
+from . import render
 
 STYLE = {"description_width": "110px"}      # room for "written so far", "temperature"
 WIDE = dict(width="95%")                    # a control spans the panel (a fresh Layout each)
@@ -64,9 +69,11 @@ class Panel(W.VBox):
         super().__init__(**box)
         self.error, self.readout = W.HTML(), W.HTML()
         self.result = self.compute()                   # bad arguments raise here
-        self.fig, self._shown = self._view(self.figure(self.result))
-        self.children = [*rows, self.error, self._shown, self.readout]
-        self.readout.value = self.summary(self.result)
+        self.renderer = render.current()
+        self.fig, self.view = self._empty_view()
+        fresh = self.figure(self.result)               # ... and bad arguments to the figure
+        guarded(lambda: self._show(fresh), self.error)     # a renderer's error shows in it
+        self.children = [*rows, self.error, self.view, self.readout]
 
     # --- what a subclass defines -----------------------------------------------------------
 
@@ -99,27 +106,32 @@ class Panel(W.VBox):
         for control in controls:
             control.observe(lambda change: self.refresh(fetch), names="value")
 
-    # --- drawing: the one place (a second renderer changes these two methods) ---------------
+    # --- drawing: the one place, under either renderer --------------------------------------
 
-    def _view(self, figure):
-        """(fig, the widget that shows it): a FigureWidget shows itself; without one (e.g. no
-        anywidget) an Output shows the static figure."""
-        try:
-            import plotly.graph_objects as go
-            live = go.FigureWidget(figure)
-        except Exception:
-            from IPython.display import display
-
-            out = W.Output()
-            with out:
-                display(figure)
-            return figure, out
-        return live, live
+    def _empty_view(self):
+        """(fig, view) before the first draw: an empty FigureWidget (plotly), or an empty HTML
+        (static; also where a FigureWidget cannot be built, e.g. without anywidget)."""
+        if self.renderer == "plotly":
+            try:
+                import plotly.graph_objects as go
+                live = go.FigureWidget()
+                return live, live
+            except Exception:
+                self.renderer = "static"
+        return None, W.HTML(layout=W.Layout(width="100%"))
 
     def _draw(self) -> None:
-        fresh = self.figure(self.result)
-        if self._shown is self.fig:                              # a live FigureWidget
+        self._show(self.figure(self.result))
+
+    def _show(self, fresh) -> None:
+        """Draw the plotly figure `fresh` with the panel's renderer, then the readout."""
+        if self.renderer == "static":
+            self.view.value = svg.render(fresh)     # may raise: then fig and view stay as they were
+            self.fig = fresh
+        else:
             with self.fig.batch_update():
+                if not self.fig.data:                                # the first draw
+                    self.fig.update_layout(fresh.layout)
                 if len(self.fig.data) == len(fresh.data):
                     for trace, new in zip(self.fig.data, fresh.data):
                         trace.update({key: value for key, value in new.to_plotly_json().items()
@@ -127,13 +139,6 @@ class Panel(W.VBox):
                 else:                                            # the number of series changed
                     self.fig.data = ()
                     self.fig.add_traces(fresh.data)
-        else:                                                    # static: show the new figure
-            from IPython.display import display
-
-            self.fig = fresh
-            self._shown.clear_output(wait=True)
-            with self._shown:
-                display(fresh)
         self.readout.value = self.summary(self.result)
 
 
