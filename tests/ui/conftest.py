@@ -6,8 +6,12 @@
   notebooks in the browser never writes outputs into the repository's (output-free)
   notebooks -- each cut after its last panel (`upto_last_panel`): nbval runs every cell of
   every notebook already, the browser tests add only what nbval cannot see (that the panels
-  render and respond), so the cells after the last panel would only cost time. Kernels inherit `LABKIT_QUICK=1` and `OMP_NUM_THREADS=1` (far faster on a
-  busy machine than torch's default of one thread per core).
+  render and respond), so the cells after the last panel would only cost time. Each notebook
+  is served twice: `notebooks/` as it is (JupyterLab: the plotly renderer) and
+  `notebooks-static/` with one cell put after its Colab cell, `lk.widgets.use("static")` (the
+  renderer Colab and VS Code get). Kernels inherit `LABKIT_QUICK=1` and `OMP_NUM_THREADS=1`
+  (far faster on a busy machine than torch's default of one thread per core). The same server
+  serves Notebook 7's page too (the `notebook` package's extension), `url(path, app="notebook")`.
 * `browser` (session) / `page` (per test): Debian's `/usr/bin/chromium` driven by
   playwright-python (playwright's own browser download does not work on these machines).
 
@@ -20,7 +24,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -44,6 +47,10 @@ USER_SETTINGS = {
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
 }
 
+
+RENDERERS = {"plotly": "notebooks", "static": "notebooks-static"}   # renderer: served folder
+STATIC_CELL = ('import labkit as lk\n'
+               'lk.widgets.use("static")   # added by tests/ui: the renderer of Colab and VS Code')
 
 PANEL_MARK = re.compile(r"lk\.widgets\.[A-Z]")   # a cell that makes a panel: lk.widgets.Explorer(...
 
@@ -92,8 +99,10 @@ class Lab:
     def __init__(self, base: str, token: str, root: Path, log: Path):
         self.base, self.token, self.root, self.log = base, token, root, log
 
-    def url(self, path: str) -> str:
-        return f"{self.base}/lab/tree/{path}?token={self.token}"
+    def url(self, path: str, app: str = "lab") -> str:
+        """The page of `path` in JupyterLab (app="lab") or in Notebook 7 (app="notebook")."""
+        where = "lab/tree" if app == "lab" else "notebooks"
+        return f"{self.base}/{where}/{path}?token={self.token}"
 
     def api(self, path: str, method: str = "GET"):
         req = urllib.request.Request(f"{self.base}/api/{path}", method=method,
@@ -118,11 +127,18 @@ class Lab:
 def lab(ui_requirements, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("jupyterlab")
     root = tmp / "root"
-    (root / "notebooks").mkdir(parents=True)
-    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
-        nb = json.loads(path.read_text())
-        nb["cells"] = upto_last_panel(nb["cells"])
-        (root / "notebooks" / path.name).write_text(json.dumps(nb))
+    for renderer, folder in RENDERERS.items():
+        (root / folder).mkdir(parents=True)
+        for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+            nb = json.loads(path.read_text())
+            cells = upto_last_panel(nb["cells"])
+            if renderer == "static":          # after the title and the Colab cell
+                first = next(i for i, c in enumerate(cells) if c["cell_type"] == "code")
+                cells.insert(first + 1, {"cell_type": "code", "execution_count": None,
+                                         "id": "ui-static", "metadata": {}, "outputs": [],
+                                         "source": STATIC_CELL})
+            nb["cells"] = cells
+            (root / folder / path.name).write_text(json.dumps(nb))
     config = tmp / "config"
     for name, value in USER_SETTINGS.items():
         f = config / "lab" / "user-settings" / name
@@ -142,7 +158,8 @@ def lab(ui_requirements, tmp_path_factory):
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-           "--LabApp.news_url=None", "--LabApp.expose_app_in_browser=True"]
+           "--LabApp.news_url=None", "--LabApp.expose_app_in_browser=True",
+           "--JupyterNotebookApp.expose_app_in_browser=True"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT)
     server = Lab(f"http://127.0.0.1:{port}", token, root, log)

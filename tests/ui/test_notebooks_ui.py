@@ -2,26 +2,30 @@
 
 nbval proves that the notebooks run; it cannot see a widget that fails to render, a plot
 that never appears or a slider that does not move the chart. Here, per notebook in
-`NOTEBOOKS`, a headless Chromium opens it in a private JupyterLab (tests/ui/conftest.py) and
+`NOTEBOOKS` and per panel renderer (plotly's FigureWidget, and the static one, `labkit.svg`
+in an ipywidgets.HTML: tests/ui/conftest.py serves a copy of each notebook for each), a
+headless Chromium opens it in a private JupyterLab and
 
 1. runs all cells (`notebook:run-all-cells`; the served copy ends one cell after the last
    panel, tests/ui/conftest.py) and waits on JupyterLab's own state: the kernel
    was seen busy, the run-all command has returned, the execution indicator reads idle;
 2. asserts that no output of any cell is an error and that every code cell ran;
-3. finds the panels (an output holding a control and a plotly figure), at least as many as
-   the notebook is known to have, each with drawn bars; the control is an ipywidgets slider,
-   or, for a notebook with `type_into`, a Text box;
+3. finds the panels (an output holding a control and a drawn figure: a plotly graph div, or
+   a static SVG picture), at least as many as the notebook is known to have, each with drawn
+   bars, and each drawn by the renderer under test; the control is an ipywidgets slider, or,
+   for a notebook with `type_into`, a Text box;
 4. in each panel, drives the control: moves the first slider one step with the keyboard
    (falls back on typing into its readout box), or types a new value into the named Text box
-   and presses Enter; then asserts that the figure changed: the traces' y values in the
-   plotly graph div *and* the drawn SVG bars differ before and after (the kernel callback
-   ran and the browser re-drew), and the panel shows no error;
-5. saves a PNG of the notebook's first panel to tests/ui/screenshots/<notebook>.png.
+   and presses Enter; then asserts that the figure changed: under plotly the traces' y values
+   in the graph div *and* the drawn SVG bars, under static the picture's SVG, differ before
+   and after (the kernel callback ran and the browser re-drew), and the panel shows no error;
+5. saves a PNG of the notebook's first panel to tests/ui/screenshots/<notebook>-<renderer>.png.
 
-Adding a notebook is one line in `NOTEBOOKS`. Two last tests run generated notebooks: one
-nests a panel in a `Tab` inside a `VBox` (as notebook 07's dashboard does) and drives it; the
-other has a slider and a Text box wired to nothing and a failing cell, and checks that the same
-helpers catch all three.
+Notebook 00 also runs in Notebook 7's page (`jupyter notebook`), under both renderers. Adding
+a notebook is one line in `NOTEBOOKS`. Two last tests run generated notebooks: one nests a
+panel in a `Tab` inside a `VBox` (as notebook 07's dashboard does) and drives it; the other
+has two sliders (one beside a plotly figure, one beside a static picture) and a Text box
+wired to nothing and a failing cell, and checks that the same helpers catch all four.
 """
 from __future__ import annotations
 
@@ -132,19 +136,30 @@ JS_CELL_REPORT = """
   return {errors, notRun, done: window.__ui.done};
 }""".replace("__NB__", JS_NB)
 
-# the numbers behind a panel's figure(s): trace y values from the plotly graph div, the
-# drawn SVG bar paths, the controls' values (slider readouts, Text boxes) and the panel's text
-# (readout, error line)
-JS_PANEL_STATE = """
-(el) => {
-  const ys = (y) => y == null ? null : (y.bdata !== undefined ? y.bdata : Array.from(y));
+# the static renderer's pictures: the SVGs inside the panel's HTML widgets
+STATIC_BARS = ".widget-html svg rect"
+FIGURE_DRAWN = f".js-plotly-plot .trace.bars path, {STATIC_BARS}"
+
+JS_PICTURE = """
   const plots = [...el.querySelectorAll('.js-plotly-plot')];
+  const svgs = [...el.querySelectorAll('.widget-html svg')];
+  const ys = (y) => y == null ? null : (y.bdata !== undefined ? y.bdata : Array.from(y));
+  const data = JSON.stringify(plots.map(p => (p.data || []).map(t => ys(t.y))));
+  const bars = JSON.stringify(plots.map(p => [...p.querySelectorAll('.trace.bars path')]
+                                          .map(b => b.getAttribute('d'))));
+  const pictures = JSON.stringify(svgs.map(s => s.outerHTML));"""
+
+# the numbers behind a panel's figure(s): trace y values from the plotly graph div and its drawn
+# SVG bar paths, or the static renderer's SVG pictures; the controls' values (slider readouts,
+# Text boxes) and the panel's text (readout, error line)
+JS_PANEL_STATE = """
+(el) => {""" + JS_PICTURE + """
   return {
-    data: JSON.stringify(plots.map(p => (p.data || []).map(t => ys(t.y)))),
-    bars: JSON.stringify(plots.map(p => [...p.querySelectorAll('.trace.bars path')]
-                                        .map(b => b.getAttribute('d')))),
-    nBars: plots.reduce((n, p) => n + p.querySelectorAll('.trace.bars path').length, 0),
-    nTraces: plots.reduce((n, p) => n + (p.data || []).length, 0),
+    data, bars, pictures,
+    nPlotly: plots.length, nStatic: svgs.length,
+    nBars: plots.reduce((n, p) => n + p.querySelectorAll('.trace.bars path').length, 0)
+           + svgs.reduce((n, s) => n + s.querySelectorAll('rect title').length, 0),
+    nTraces: plots.reduce((n, p) => n + (p.data || []).length, 0) + svgs.length,
     controls: [...el.querySelectorAll('.widget-readout, .widget-text input')]
                 .map(c => c.tagName === 'INPUT' ? c.value : c.textContent.trim()),
     text: el.innerText,
@@ -155,19 +170,18 @@ JS_PANELS_RENDERED = """
 ([n, control]) => {
   const panels = [...document.querySelectorAll('.jp-OutputArea-output')].filter(o =>
     o.querySelector(control) &&
-    [...o.querySelectorAll('.js-plotly-plot')].some(
-      p => (p.data || []).length && p.querySelector('.trace.bars path')));
+    ([...o.querySelectorAll('.js-plotly-plot')].some(
+       p => (p.data || []).length && p.querySelector('.trace.bars path'))
+     || o.querySelector('.widget-html svg rect title')));
   return panels.length >= n;
 }"""
 
+# changed: every plotly figure's numbers *and* drawn bars, and every static picture
 JS_CHANGED = """
-([el, before]) => {
-  const plots = [...el.querySelectorAll('.js-plotly-plot')];
-  const ys = (y) => y == null ? null : (y.bdata !== undefined ? y.bdata : Array.from(y));
-  const data = JSON.stringify(plots.map(p => (p.data || []).map(t => ys(t.y))));
-  const bars = JSON.stringify(plots.map(p => [...p.querySelectorAll('.trace.bars path')]
-                                          .map(b => b.getAttribute('d'))));
-  return data !== before.data && bars !== before.bars;
+([el, before]) => {""" + JS_PICTURE + """
+  const plotly = !plots.length || (data !== before.data && bars !== before.bars);
+  const still = !svgs.length || pictures !== before.pictures;
+  return plotly && still && (plots.length + svgs.length) > 0;
 }"""
 
 JS_READOUT_CHANGED = """
@@ -179,11 +193,12 @@ JS_READOUT_CHANGED = """
 WIDGET_ERRORS = ("Error displaying widget", "Failed to load model class", "Error rendering")
 
 
-def _open_and_run(page, lab, path: str, timeout_s: int) -> dict:
-    """Open `path` (under the served root) in JupyterLab, run all cells, wait until the run is
-    over (kernel seen busy, run-all returned, execution indicator idle); the cell report."""
-    name = path.rsplit("/", 1)[-1]
-    page.goto(lab.url(path), timeout=OPEN_TIMEOUT_MS)
+def _open_and_run(page, lab, path: str, timeout_s: int, app: str = "lab") -> dict:
+    """Open `path` (under the served root) in JupyterLab (or Notebook 7, app="notebook"), run
+    all cells, wait until the run is over (kernel seen busy, run-all returned, execution
+    indicator idle); the cell report."""
+    name = path                       # the served path: notebooks/ and notebooks-static/ differ
+    page.goto(lab.url(path, app), timeout=OPEN_TIMEOUT_MS)
     page.wait_for_function(JS_FIND_NOTEBOOK, arg=name, timeout=OPEN_TIMEOUT_MS)
     page.wait_for_function(JS_KERNEL_READY, arg=name, timeout=OPEN_TIMEOUT_MS)
     page.evaluate(JS_RUN_ALL, name)
@@ -205,7 +220,7 @@ def _find_panels(page, path: str, expected: int, control: str = SLIDER):
     for bad in WIDGET_ERRORS:
         assert outputs.filter(has_text=bad).count() == 0, f"{path}: an output reads {bad!r}"
     panels = (outputs.filter(has=page.locator(control))
-                     .filter(has=page.locator(".js-plotly-plot .trace.bars path")))
+                     .filter(has=page.locator(FIGURE_DRAWN)))
     n = panels.count()
     assert n >= expected, (f"{path}: {n} panels ({control} + figure) rendered, "
                            f"expected {expected}")
@@ -270,37 +285,66 @@ def _move_and_compare(page, panel, type_into: tuple[str, str] | None = None,
     return before, el.evaluate(JS_PANEL_STATE), how, changed
 
 
-@pytest.mark.parametrize("nb", NOTEBOOKS, ids=[n.path.split("_")[0] for n in NOTEBOOKS])
-def test_notebook_panels_respond(nb: Notebook, page, lab, screenshots):
-    report = _open_and_run(page, lab, f"notebooks/{nb.path}", nb.run_timeout_s)
+RENDERERS = {"plotly": "notebooks", "static": "notebooks-static"}   # as served by conftest.py
 
-    # 1. no cell failed, and the run reached the end
-    errors = [f"cell {e['cell']}: {e['ename']}: {e['evalue']}\n{e['traceback']}"
-              for e in report["errors"]]
-    assert not errors, f"{nb.path}: error outputs in the browser run:\n" + "\n\n".join(errors)
-    assert not report["notRun"], (f"{nb.path}: code cells never ran: {report['notRun']} "
-                                  f"(run-all returned {report['done']})")
 
-    # 2. the panels rendered: control + plotly figure with drawn bars, no widget error text
-    panels, n = _find_panels(page, nb.path, nb.panels, nb.control)
-
-    # 3. every panel responds: drive its control, the figure's numbers and bars change
+def _check_panels(page, nb: Notebook, served: str, renderer: str, screenshot=None) -> None:
+    """The panels of the notebook open at `served` rendered with `renderer`, and each responds:
+    drive its control, the figure's numbers and bars (plotly) or its SVG (static) change."""
+    panels, n = _find_panels(page, served, nb.panels, nb.control)
     for i in range(n):
         panel = panels.nth(i)
         before, after, how, changed = _move_and_compare(page, panel, nb.type_into)
-        assert changed, (f"{nb.path} panel {i}: control changed ({how}: {before['controls']} -> "
+        if renderer == "static":          # drawn by the static renderer, not by plotly
+            assert before["nStatic"] and not before["nPlotly"], (served, before["nPlotly"])
+        else:
+            assert before["nPlotly"] and not before["nStatic"], (served, before["nStatic"])
+        assert changed, (f"{served} panel {i}: control changed ({how}: {before['controls']} -> "
                          f"{after['controls']}) but the figure did not change within "
                          f"{UPDATE_TIMEOUT_MS // 1000} s\npanel text: {after['text'][-500:]}\n"
                          f"page errors: {page.console_errors}")
         assert after["controls"] != before["controls"]
-        assert after["data"] != before["data"] and after["bars"] != before["bars"]
-        assert "⚠" not in after["text"], f"{nb.path} panel {i} shows an error:\n{after['text']}"
-        if i == 0:
-            panel.screenshot(path=str(screenshots / f"{nb.path.removesuffix('.ipynb')}.png"))
+        if renderer == "static":
+            assert after["pictures"] != before["pictures"]
+        else:
+            assert after["data"] != before["data"] and after["bars"] != before["bars"]
+        assert "⚠" not in after["text"], f"{served} panel {i} shows an error:\n{after['text']}"
+        if i == 0 and screenshot is not None:
+            panel.screenshot(path=str(screenshot))
+
+
+@pytest.mark.parametrize("renderer", list(RENDERERS))
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=[n.path.split("_")[0] for n in NOTEBOOKS])
+def test_notebook_panels_respond(nb: Notebook, renderer, page, lab, screenshots):
+    served = f"{RENDERERS[renderer]}/{nb.path}"
+    report = _open_and_run(page, lab, served, nb.run_timeout_s)
+
+    # 1. no cell failed, and the run reached the end
+    errors = [f"cell {e['cell']}: {e['ename']}: {e['evalue']}\n{e['traceback']}"
+              for e in report["errors"]]
+    assert not errors, f"{served}: error outputs in the browser run:\n" + "\n\n".join(errors)
+    assert not report["notRun"], (f"{served}: code cells never ran: {report['notRun']} "
+                                  f"(run-all returned {report['done']})")
+
+    # 2. the panels rendered (control + figure with drawn bars, no widget error text), and
+    # 3. every panel responds
+    name = f"{nb.path.removesuffix('.ipynb')}-{renderer}.png"
+    _check_panels(page, nb, served, renderer, screenshots / name)
 
     # 4. driving the panels raised nothing in the kernel either
-    late = page.evaluate(JS_CELL_REPORT, nb.path)["errors"]
-    assert not late, f"{nb.path}: error outputs after driving the panels: {json.dumps(late)[:2000]}"
+    late = page.evaluate(JS_CELL_REPORT, served)["errors"]
+    assert not late, f"{served}: error outputs after driving the panels: {json.dumps(late)[:2000]}"
+
+
+@pytest.mark.parametrize("renderer", list(RENDERERS))
+def test_a_notebook_in_notebook_7(renderer, page, lab, screenshots):
+    """Notebook 00 in the classic page learners get from `jupyter notebook` (Notebook 7)."""
+    nb = NOTEBOOKS[0]
+    served = f"{RENDERERS[renderer]}/{nb.path}"
+    report = _open_and_run(page, lab, served, nb.run_timeout_s, app="notebook")
+    assert not report["errors"] and not report["notRun"], report
+    assert "/notebooks/" in page.url
+    _check_panels(page, nb, served, renderer, screenshots / f"notebook7-{renderer}.png")
 
 
 # --- a panel nested in a Tab inside a VBox (notebook 07's dashboard) still responds ----------
@@ -308,6 +352,7 @@ def test_notebook_panels_respond(nb: Notebook, page, lab, screenshots):
 NESTED_PANEL = [
     "import ipywidgets as W\n"
     "import labkit as lk\n"
+    "lk.widgets.use('{renderer}')\n"
     "lm = lk.load('toy')                       # the toy world: trained in seconds, no download\n"
     "panel = lk.widgets.Explorer(lm, 'sun sun', k=6)\n"
     "tab = W.Tab(children=[panel, W.HTML('another tab')])\n"
@@ -325,13 +370,16 @@ def _write_notebook(lab, name: str, cells: list[str]) -> None:
     (lab.root / name).write_text(json.dumps(nb))
 
 
-def test_a_panel_nested_in_a_tab_responds(page, lab):
-    _write_notebook(lab, "ui_nested_panel.ipynb", NESTED_PANEL)
-    report = _open_and_run(page, lab, "ui_nested_panel.ipynb", 180)
+@pytest.mark.parametrize("renderer", list(RENDERERS))
+def test_a_panel_nested_in_a_tab_responds(renderer, page, lab):
+    name = f"ui_nested_panel_{renderer}.ipynb"
+    _write_notebook(lab, name, [c.format(renderer=renderer) for c in NESTED_PANEL])
+    report = _open_and_run(page, lab, name, 180)
     assert not report["errors"], report["errors"]
-    panels, n = _find_panels(page, "ui_nested_panel.ipynb", 1)
+    panels, n = _find_panels(page, name, 1)
     assert n == 1, f"{n} panels, expected the one in the first tab"
     before, after, how, changed = _move_and_compare(page, panels.first)
+    assert before["nStatic" if renderer == "static" else "nPlotly"] == 1, before
     assert changed, (f"the nested panel's control changed ({how}: {before['controls']} -> "
                      f"{after['controls']}) but its figure did not\n{after['text'][-500:]}")
     assert "⚠" not in after["text"], after["text"]
@@ -347,6 +395,9 @@ DEAD_PANELS = [
     "W.VBox([dead, bars()])",
     "dead_box = W.Text(value='a|b', description='dead box', continuous_update=False)  # ditto\n"
     "W.VBox([dead_box, bars()])",
+    "import labkit as lk\n"                     # a static picture beside a dead slider
+    "picture = W.HTML(lk.svg.render(go.Figure(go.Bar(x=list('abc'), y=[1, 2, 3]))))\n"
+    "W.VBox([W.FloatSlider(value=1.0, min=0, max=2, step=0.1, description='dead svg'), picture])",
     "1 / 0",
 ]
 DEAD_TYPE_INTO = ("dead box", "a|b|c")
@@ -354,15 +405,18 @@ DEAD_WAIT_MS = 5_000   # per dead panel; a live panel's figure changes within ~1
 
 
 def test_harness_catches_dead_panels_and_an_error(page, lab):
-    """A slider and a Text box wired to nothing, and a failing cell: the checks above must see
-    all three (each control changes, its figure does not)."""
+    """Two sliders (one beside a plotly figure, one beside a static picture) and a Text box
+    wired to nothing, and a failing cell: the checks above must see all four (each control
+    changes, its figure does not)."""
     _write_notebook(lab, "ui_dead_panel.ipynb", DEAD_PANELS)
     report = _open_and_run(page, lab, "ui_dead_panel.ipynb", 120)
     assert [e["ename"] for e in report["errors"]] == ["ZeroDivisionError"]
-    for control, type_into in ((SLIDER, None), (TEXT_BOX, DEAD_TYPE_INTO)):
-        panels, n = _find_panels(page, "ui_dead_panel.ipynb", 1, control)
-        assert n == 1, f"{n} panels with {control}, expected 1"
-        before, after, how, changed = _move_and_compare(page, panels.first, type_into,
-                                                        timeout_ms=DEAD_WAIT_MS)
-        assert after["controls"] != before["controls"], f"the control itself did not change ({how})"
-        assert not changed and after["data"] == before["data"] and after["bars"] == before["bars"]
+    for control, type_into, expected in ((SLIDER, None, 2), (TEXT_BOX, DEAD_TYPE_INTO, 1)):
+        panels, n = _find_panels(page, "ui_dead_panel.ipynb", expected, control)
+        assert n == expected, f"{n} panels with {control}, expected {expected}"
+        for i in range(n):
+            before, after, how, changed = _move_and_compare(page, panels.nth(i), type_into,
+                                                            timeout_ms=DEAD_WAIT_MS)
+            assert after["controls"] != before["controls"], f"the control did not change ({how})"
+            assert not changed and after["data"] == before["data"]
+            assert after["bars"] == before["bars"] and after["pictures"] == before["pictures"]
