@@ -37,20 +37,28 @@ Naive version, used by the tests as the reference::
 Controls: `Allowed` (a fixed set of ids), `OneOf` (exactly one of some strings), `Quote` (a
 contiguous span of a source), `Regex` (a full match of a Python regular expression, through
 `labkit.regex`'s automaton), `Catalogue` (free text, but after "[" one title from a list, then
-"]"). `generate_constrained` is `lk.generate` with the pool first. For the notebook:
+"]"), and `JsonSchema` (a JSON document that validates against a schema: the one pool whose
+automaton comes from a library, llguidance -- `labkit.pool.schema` says why). Every pool is a
+`Pool`: `generate_constrained` is `lk.generate` with the pool first. For the notebook:
 `allowed_mass` (the model's mass Z on the allowed set), `restrict` (one step, the pure function).
 
 Known limit, kept on purpose: the mask is local, so sampling follows π(x_t | x_<t, valid prefix),
 not the exact conditional π(x | x valid) of notebook 01 -- that would need look-ahead or
 reweighting whole sequences (e.g. sequential Monte Carlo, Lew et al. 2023).
 
-Left out on purpose: JSON schema (compile it to a regex, or use outlines-core / llguidance);
-tokens that are only part of a UTF-8 character (byte-fallback pieces such as <0xE2>) are never
-allowed, and a constraint that would need one is refused at construction.
+Left out on purpose, in the hand-written pools: tokens that are only part of a UTF-8 character
+(byte-fallback pieces such as <0xE2>) are never allowed, and a constraint that would need one is
+refused at construction -- so `Regex`'s \\d, Unicode in Python, means the ASCII digits in
+practice (`Regex` says why; JsonSchema, on llguidance's bytes, allows such pieces in strings).
+JSON Schema is not compiled by hand: it is a context-free language with dozens of keywords, and
+a maintained library does it (tests/test_pool_oracle.py checks `Regex` against that library,
+mask by mask).
 """
 from ..vocab import Vocabulary, vocabulary
-from .core import Allowed, Incomplete, TokenPool, allowed_mass, generate_constrained, restrict
+from .core import Allowed, Incomplete, Pool, TokenPool, allowed_mass, generate_constrained, restrict
 from .kinds import Catalogue, OneOf, Quote, Regex
+from .schema import JsonSchema
 
-__all__ = ["Allowed", "Catalogue", "Incomplete", "OneOf", "Quote", "Regex", "TokenPool",
-           "Vocabulary", "allowed_mass", "generate_constrained", "restrict", "vocabulary"]
+__all__ = ["Allowed", "Catalogue", "Incomplete", "JsonSchema", "OneOf", "Pool", "Quote", "Regex",
+           "TokenPool", "Vocabulary", "allowed_mass", "generate_constrained", "restrict",
+           "vocabulary"]

@@ -1,6 +1,7 @@
-"""The token pool's machinery: the plain pool `Allowed`, the automaton-driven `TokenPool`
-every constraint subclasses, `Incomplete`, and generating and one step with a pool. The
-constraints themselves are in `labkit.pool.kinds`; the package docstring has the idea."""
+"""The token pool's machinery: the plain pool `Allowed`, `Pool` (what every pool offers), the
+automaton-driven `TokenPool` the hand-written constraints subclass, `Incomplete`, and generating
+and one step with a pool. The constraints themselves are in `labkit.pool.kinds` (and the
+library-backed `JsonSchema` in `labkit.pool.schema`); the package docstring has the idea."""
 from __future__ import annotations
 
 import math
@@ -62,10 +63,50 @@ class Allowed(LogitsProcessor):
         return f"Allowed({len(self.token_ids)} tokens)"
 
 
+# --- what every pool offers ------------------------------------------------------------------
+
+
+class Pool(LogitsProcessor):
+    """A LogitsProcessor that allows exactly the tokens after which the text can still become a
+    valid output. A *state* is what the pool knows about the text so far; `state_after(text)`
+    (None: not a valid start), `allowed_ids(state)`, `removed(state)` (bool [vocab]) and
+    `is_complete(text)` are what `allowed_mass`, `restrict` and `finish` use. Subclasses:
+    `TokenPool` (a character automaton of ours) and `JsonSchema` (a library's parser)."""
+
+    def reset(self) -> None:
+        """Forget the current generation (`lk.generate` calls this at the start of each call)."""
+
+    def state_after(self, text: str):
+        raise NotImplementedError
+
+    def allowed_ids(self, state) -> list[int]:
+        raise NotImplementedError
+
+    def removed(self, state) -> torch.Tensor:
+        raise NotImplementedError
+
+    def is_complete(self, text: str) -> bool:
+        raise NotImplementedError
+
+    def is_prefix(self, text: str) -> bool:
+        """True if `text` can still be continued into a valid output."""
+        return self.state_after(text) is not None
+
+    def finish(self, text: str, *, max_new_tokens: int) -> None:
+        """Called by `lk.generate` when it ran out of tokens: raises `Incomplete` unless the
+        generated `text` is a whole valid output."""
+        if self.is_complete(text):
+            return
+        raise Incomplete(f"{self!r} was not complete after max_new_tokens={max_new_tokens} "
+                         f"tokens: it wrote {text!r}, only the start of a valid output. Raise "
+                         "max_new_tokens -- a truncated text is not a valid output",
+                         text, max_new_tokens)
+
+
 # --- the automaton-driven pool ----------------------------------------------------------------
 
 
-class TokenPool(LogitsProcessor):
+class TokenPool(Pool):
     """Base class: a character automaton (subclasses define `initial`, `advance`, `accepts`)
     turned into a LogitsProcessor that allows exactly the tokens that keep it alive. When the
     token budget runs out first, `finish` raises `Incomplete` (the choice made: an error, not a
@@ -111,19 +152,6 @@ class TokenPool(LogitsProcessor):
         state = self.feed(self.initial(), text)
         return state is not None and self.accepts(state)
 
-    def is_prefix(self, text: str) -> bool:
-        """True if `text` can still be continued into a valid output."""
-        return self.feed(self.initial(), text) is not None
-
-    def finish(self, text: str, *, max_new_tokens: int) -> None:
-        """Called by `lk.generate` when it ran out of tokens: raises `Incomplete` unless the
-        generated `text` is a whole valid output."""
-        if self.is_complete(text):
-            return
-        raise Incomplete(f"{self!r} was not complete after max_new_tokens={max_new_tokens} "
-                         f"tokens: it wrote {text!r}, only the start of a valid output. Raise "
-                         "max_new_tokens -- a truncated text is not a valid output",
-                         text, max_new_tokens)
 
     def allowed_ids(self, state) -> list[int]:
         """The tokens allowed in `state`: a walk over the vocabulary trie with the automaton."""
@@ -200,18 +228,19 @@ class TokenPool(LogitsProcessor):
 # --- generating with a pool ----------------------------------------------------------------------
 
 
-def generate_constrained(lm, prompt: str, pool: TokenPool, *, controls=(), max_new_tokens: int = 40,
+def generate_constrained(lm, prompt: str, pool: Pool, *, controls=(), max_new_tokens: int = 40,
                          seed: int | None = None, chat: bool = False, trace: bool = False):
     """`lk.generate(lm, prompt, controls=[pool, *controls], ...)`: the pool first, then e.g. a
     temperature. Like it, raises `Incomplete` (from `pool.finish`) if the text is not a complete
     valid output within `max_new_tokens`; this wrapper only checks that `pool` is a pool."""
-    if not isinstance(pool, TokenPool):
-        raise TypeError(f"expected a token pool (OneOf, Quote, Regex, Catalogue), got {pool!r}")
+    if not isinstance(pool, Pool):
+        raise TypeError("expected a token pool (OneOf, Quote, Regex, Catalogue, JsonSchema), "
+                        f"got {pool!r}")
     return generate(lm, prompt, controls=[pool, *controls], max_new_tokens=max_new_tokens,
                     seed=seed, chat=chat, trace=trace)
 
 
-def allowed_mass(dist, pool: TokenPool, text: str = "") -> float:
+def allowed_mass(dist, pool: Pool, text: str = "") -> float:
     """The model's probability mass on the tokens `pool` allows after the generated `text`:
     how much the constraint agrees with the model (1: not at all in its way)."""
     state = pool.state_after(text)
@@ -223,7 +252,7 @@ def allowed_mass(dist, pool: TokenPool, text: str = "") -> float:
 # --- one step, as the pool panel shows it (labkit.widgets.PoolPanel) ----------------------
 
 
-def restrict(dist, pool: TokenPool, text: str = ""):
+def restrict(dist, pool: Pool, text: str = ""):
     """(the distribution after `pool`, Z) for one step after the generated `text`: the pure
     function behind the panel. `dist` may be longer than the tokenizer (a padded vocabulary):
     the extra tokens are removed."""

@@ -99,7 +99,16 @@ _COMPILED: dict = {}     # (vocabulary id, pattern, end) -> (vocab, nfa, masks, 
 class Regex(TokenPool):
     """The output fully matches `pattern` (Python syntax: classes, groups, |, *, +, ?, {m,n};
     what is refused and why: `labkit.regex`). A state is a set of NFA states, determinised
-    lazily; the automaton, its transitions and the masks are cached per (tokenizer, pattern)."""
+    lazily; the automaton, its transitions and the masks are cached per (tokenizer, pattern).
+
+    `\\d` (and `\\w`, `[^...]`, `.`) mean Python's Unicode classes, but a token that is only
+    part of a UTF-8 character is never allowed, so a character the vocabulary has no whole token
+    for cannot be written: with SmolLM2's vocabulary `\\d` means the ASCII digits 0-9 in
+    practice (its Arabic-Indic or full-width digits exist only as byte pieces). llguidance,
+    working on bytes, allows those pieces where a Unicode digit may come, so it can write
+    " ٢٠٢٤-٠١-٠١" for ` ?\\d{4}-\\d{2}-\\d{2}`; apart from that (and with its "forcing" off)
+    its masks and these agree token for token (tests/test_pool_oracle.py, which also lists where
+    Python's \\w and \\s differ from Rust's)."""
 
     def __init__(self, tokenizer, pattern: str, *, end: str | None = None):
         super().__init__(tokenizer, end)
