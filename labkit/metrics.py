@@ -10,10 +10,11 @@ through `labkit.scoreboard` (which runs a method and calls `score`):
   (exp of the mean negative log-likelihood per token; lower is more fluent);
 * diversity -- `distinct_n`: distinct n-grams / all n-grams of each text (Li et al. 2016,
   "A Diversity-Promoting Objective Function for Neural Conversation Models", §4.1),
-  averaged over the texts;
+  averaged over the texts; `repetition`: seq-rep-4 (Welleck et al. 2020);
 * distance from the base model -- `mean_kl`: the mean over generated steps of
   KL(sampled-from ‖ base) in nats, the base model read at the same context (`base=`), or
-  KL(after ‖ before), the controls' own distance, without it;
+  KL(after ‖ before), the controls' own distance, without it; `log_ratios`: the Monte Carlo
+  estimate of the sequence-level KL, log q(x) - log p(x) along a sample drawn from q;
 * cost -- `seconds_per_token` and `cost_ratio`: seconds per generated token, as a ratio to
   plain generation, timed interleaved (`interleaved`, the lab's one timing helper) so that
   machine load hits both sides alike.
@@ -115,6 +116,18 @@ def distinct_n(texts, n: int) -> float:
     return statistics.fmean(scores) if scores else NAN
 
 
+def repetition(texts, n: int = 4) -> float:
+    """seq-rep-n (Welleck et al. 2020, "Neural Text Generation with Unlikelihood Training",
+    §5): the share of a text's n-grams that repeat an earlier one, 1 - distinct(text, n),
+    averaged over the texts that have an n-gram (NaN if none has). 0 is no repetition; a
+    degenerate loop ("the the the ...") tends to 1."""
+    if isinstance(texts, str):
+        texts = [texts]
+    n = whole("n", n, low=1)
+    reps = [1.0 - d for d in (distinct(t, n) for t in texts) if not math.isnan(d)]
+    return statistics.fmean(reps) if reps else NAN
+
+
 # --- distance from the base model -----------------------------------------------------------------
 
 
@@ -183,6 +196,39 @@ def step_kls(steps, base=None, *, prompt: str | None = None, chat: bool = False)
                              f"{q.shape[-1]}: compare models that share a vocabulary")
         out += kl(p, q).tolist()
     return out
+
+
+def against_base(steps, base, *, prompt: str | None = None, chat: bool = False):
+    """(log q(x_t), log p(x_t), KL(q_t ‖ p_t)), three [steps] tensors, for ONE generation from
+    one teacher-forced pass of the base: q_t the distribution step t's token x_t was sampled
+    from (`step.after`), p_t the base model's at the same context (`base_logits`; the bare
+    `prompt` if given, so a method's template counts as what it changed)."""
+    steps = list(steps)
+    if not steps:
+        raise ValueError("no steps to compare with the base: generate at least one token")
+    if len(generations(steps)) > 1:
+        raise ValueError("against_base reads ONE generation: call it once per generation")
+    p = base_logits(base, steps, prompt=prompt, chat=chat)              # steps vocab
+    q = torch.stack([s.after.logits for s in steps])                    # steps vocab
+    if p.shape != q.shape:
+        raise ValueError(f"the steps have {q.shape[-1]} logits per token but the base model "
+                         f"{p.shape[-1]}: compare models that share a vocabulary")
+    ids = torch.tensor([s.token_id for s in steps])[:, None]            # steps 1
+    logq = torch.log_softmax(q, dim=-1).gather(1, ids)[:, 0]
+    logp = torch.log_softmax(p, dim=-1).gather(1, ids)[:, 0]
+    return logq, logp, kl(q, p)
+
+
+def log_ratios(steps, base, *, prompt: str | None = None, chat: bool = False) -> list[float]:
+    """log q(x_t) - log p(x_t) at each step of ONE generation (`against_base`). Their sum over
+    a sequence x drawn from q is the Monte Carlo estimate of the sequence-level KL(q ‖ p) =
+    E_x[log q(x) - log p(x)] (Schulman 2020, "Approximating KL divergence": the k1 estimator):
+    unbiased only when x really was drawn from q -- with the method's own controls and
+    nothing else (no extra temperature or top-k), which is why the scoreboard samples at
+    temperature 1 with no truncation. One sample's sum can be negative; the mean is not, in
+    expectation. `step_kls` takes each step's expectation exactly instead (lower variance)."""
+    logq, logp, _ = against_base(steps, base, prompt=prompt, chat=chat)
+    return (logq - logp).tolist()
 
 
 def mean_kl(steps, base=None, *, prompt: str | None = None, chat: bool = False) -> float:

@@ -71,6 +71,22 @@ def test_lexicon_judges_sentiment():
     assert metrics.lexicon_positive is lexicon.lexicon_positive        # imported, not copied
 
 
+def test_textblob_is_a_second_lexicon_that_judges_sentiment():
+    assert lexicon.polarity("What a wonderful day!") > 0.5
+    assert lexicon.polarity("I hate it") < 0 and lexicon.polarity("The box") == 0.0
+    assert lexicon.polarity_positive(["What a wonderful day!", "I hate it", "The box"]) == 1 / 3
+    assert math.isnan(lexicon.polarity_positive([]))
+    with pytest.raises(TypeError, match="string"):
+        lexicon.polarity(3)
+
+
+def test_repetition_is_seq_rep_4():
+    assert metrics.repetition("a b c d e f") == 0.0
+    assert metrics.repetition("the cat the cat the cat the cat") == pytest.approx(1 - 2 / 5)
+    assert metrics.repetition(["a b c d", "x y"]) == 0.0          # "x y" has no 4-gram
+    assert math.isnan(metrics.repetition(["x y"]))
+
+
 # --- fluency -------------------------------------------------------------------------------------
 
 
@@ -126,6 +142,26 @@ def test_base_logits_are_one_pass_per_generation_and_match_each_step(tiny_lm, ot
         assert value == pytest.approx(float(lk.dist.kl(step.after.logits, q)), abs=1e-4)
     with pytest.raises(ValueError, match="one generation"):
         metrics.step_kls(a + b, base=tiny_lm, prompt="Once upon a time")
+
+
+def test_against_base_is_one_pass_and_its_log_ratios_are_log_q_minus_log_p(tiny_lm, other_lm):
+    kw = dict(max_new_tokens=4, seed=0, trace=True, stop_at_eos=False)
+    _, steps = lk.generate(other_lm, "Once upon a time", **kw)
+    with BodyCalls(tiny_lm) as calls:
+        logq, logp, kls = metrics.against_base(steps, tiny_lm)
+    assert calls.n == 1
+    assert kls.tolist() == pytest.approx(metrics.step_kls(steps, base=tiny_lm), abs=1e-6)
+    for step, lq, lp, r in zip(steps, logq, logp, metrics.log_ratios(steps, tiny_lm)):
+        with torch.inference_mode():                      # naive: the base at each context
+            p = torch.log_softmax(tiny_lm.model(input_ids=step.after.context).logits[0, -1], -1)
+        assert float(lq) == pytest.approx(float(step.after.logprobs[step.token_id]), abs=1e-5)
+        assert float(lp) == pytest.approx(float(p[step.token_id]), abs=1e-4)
+        assert r == pytest.approx(float(lq - lp), abs=1e-6)
+    _, more = lk.generate(other_lm, "The weather today is", **kw)
+    with pytest.raises(ValueError, match="ONE generation"):
+        metrics.log_ratios(steps + more, tiny_lm)
+    with pytest.raises(ValueError, match="no steps"):
+        metrics.against_base([], tiny_lm)
 
 
 # --- cost ----------------------------------------------------------------------------------------

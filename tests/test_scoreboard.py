@@ -1,10 +1,13 @@
 """labkit.scoreboard: a Method (model, template, controls, generator) and its scored row."""
+import copy
 import math
+import statistics
 
 import pytest
+import torch
 
 import labkit as lk
-from labkit import pplm, scoreboard, steer
+from labkit import metrics, pplm, scoreboard, steer
 from labkit.scoreboard import Method
 
 
@@ -68,3 +71,141 @@ def test_method_takes_a_constrained_generator(tiny_lm):
     m = Method("pool", tiny_lm, generator=pool.generate_constrained,
                options={"pool": pool.OneOf(tiny_lm.tokenizer, options)})
     assert m.generate("The capital of Italy is", seed=0, max_new_tokens=8) in options
+
+
+# --- evaluate: the scoreboard as a DataFrame ---------------------------------------------------
+
+PROMPTS = ["Once upon a time", "The weather today is"]
+
+
+def _mask_everything(input_ids, scores):
+    return torch.full_like(scores, float("-inf"))       # no token allowed: generation must fail
+
+
+def test_evaluate_is_one_row_per_method_with_every_column(tiny_lm):
+    methods = [Method("plain", tiny_lm), Method("top-10", tiny_lm, controls=[lk.controls.TopK(10)]),
+               Method("framed", tiny_lm, template="Be cheerful. {prompt}", labels_used=3,
+                      meta={"family": "prompt", "strength": 1})]
+    df = scoreboard.evaluate(methods, PROMPTS, base=tiny_lm, seeds=[0, 1], max_new_tokens=4,
+                             progress=False)
+    assert list(df.index) == ["plain", "top-10", "framed"] and df.index.name == "method"
+    assert list(df.columns) == ["family", "strength"] + scoreboard.COLUMNS   # meta first
+    assert df.loc["framed", "strength"] == 1 and df.loc["plain", "family"] != "prompt"
+    assert df.attrs["judge"] == scoreboard.TEXTBLOB.name            # not VADER, which steers
+    assert (df["error"] == "").all()
+    plain, top = df.loc["plain"], df.loc["top-10"]
+    # sampling from the base itself: log q(x) = log p(x) on every sample, exactly
+    assert plain["KL (MC)"] == pytest.approx(0.0, abs=1e-5)
+    assert plain["KL (exact)"] == pytest.approx(0.0, abs=1e-5)
+    # top-10 of a near-uniform model: every step's KL is about log(V / 10), sample or not
+    assert top["KL (exact)"] > 5 and top["KL (MC)"] == pytest.approx(top["KL (exact)"], rel=0.05)
+    assert df.loc["framed", "KL (exact)"] > 1e-4 and df.loc["framed", "labels used"] == 3
+    assert plain["perplexity"] > 1000             # random weights: close to the vocabulary size
+    assert 0.0 < plain["time ×"] < 10 and plain["extra parameters"] == 0
+    for col in ("success", "distinct-1", "distinct-2", "repetition"):
+        assert ((df[col] >= 0) & (df[col] <= 1)).all(), col
+    assert isinstance(plain["sample"], str)
+    assert set(df.attrs["seconds"]) == {"generation", "scoring", "baseline"}
+    assert df.attrs["seconds"]["baseline"] == 0.0         # "plain" is the baseline: not run twice
+    alone = scoreboard.evaluate(methods[1:], PROMPTS, base=tiny_lm, max_new_tokens=4,
+                                progress=False)
+    assert alone.attrs["seconds"]["baseline"] > 0 and list(alone.index) == ["top-10", "framed"]
+
+
+def test_mc_kl_is_unbiased_for_the_exact_kl_along_the_same_samples(tiny_lm):
+    """Σ_t log q(x_t) - log p(x_t) over the method's own samples and Σ_t KL(q_t ‖ p_t) have the
+    same expectation (the tower rule): their means over 80 samples agree within 4 standard
+    errors of the noisier, Monte Carlo one; and the evaluate() columns are these means."""
+    cold = [lk.controls.Temperature(0.3)]
+    mc, exact = [], []
+    for seed in range(40):
+        for prompt in PROMPTS:
+            _, steps = lk.generate(tiny_lm, prompt, controls=cold, seed=seed, max_new_tokens=4,
+                                   trace=True)
+            mc += metrics.log_ratios(steps, tiny_lm)
+            exact += metrics.step_kls(steps, tiny_lm)
+    se = statistics.stdev(mc) / math.sqrt(len(mc))
+    assert statistics.fmean(exact) > 0.01
+    assert abs(statistics.fmean(mc) - statistics.fmean(exact)) < 4 * se
+    df = scoreboard.evaluate([Method("T=0.3", tiny_lm, controls=cold)], PROMPTS, base=tiny_lm,
+                             seeds=range(40), max_new_tokens=4, progress=False)
+    assert df.loc["T=0.3", "KL (MC)"] == pytest.approx(statistics.fmean(mc), rel=1e-4)
+    assert df.loc["T=0.3", "KL (exact)"] == pytest.approx(statistics.fmean(exact), rel=1e-4)
+
+
+def test_evaluate_a_failing_method_and_a_nan_judge_fill_the_error_column(tiny_lm):
+    broken = Method("no token allowed", tiny_lm, controls=[_mask_everything])
+    df = scoreboard.evaluate([broken, Method("plain", tiny_lm)], PROMPTS, base=tiny_lm,
+                             max_new_tokens=3, progress=False)
+    assert "masked every token" in df.loc["no token allowed", "error"]
+    assert math.isnan(df.loc["no token allowed", "success"])
+    assert df.loc["plain", "error"] == "" and not math.isnan(df.loc["plain", "perplexity"])
+    nan_judge = scoreboard.Judge("broken judge", lambda text: float("nan"))
+    df = scoreboard.evaluate([Method("plain", tiny_lm)], PROMPTS, base=tiny_lm, judge=nan_judge,
+                             max_new_tokens=3, progress=False)
+    assert "'broken judge' returned NaN for 2 of 2 texts" in df.loc["plain", "error"]
+    assert math.isnan(df.loc["plain", "success"]) and df.loc["plain", "perplexity"] > 1
+    assert df.attrs["judge"] == "broken judge"
+    named = scoreboard.evaluate([Method("plain", tiny_lm)], PROMPTS[:1], base=tiny_lm,
+                                judge=lambda text: 1.0, max_new_tokens=2, progress=False)
+    assert named.loc["plain", "success"] == 1.0
+
+
+def test_evaluate_refuses_a_model_on_another_base(tiny_lm):
+    from transformers import LlamaForCausalLM
+
+    from labkit.models import LM
+    torch.manual_seed(1)
+    other = LM(model=LlamaForCausalLM(tiny_lm.model.config).eval(), tokenizer=tiny_lm.tokenizer,
+               name="another-tiny-llama")
+    df = scoreboard.evaluate([Method("elsewhere", other), Method("plain", tiny_lm)], PROMPTS,
+                             base=tiny_lm, max_new_tokens=2, progress=False)
+    assert "is not built on the base it is scored against" in df.loc["elsewhere", "error"]
+    assert df.loc["plain", "error"] == ""
+    same = LM(model=copy.deepcopy(tiny_lm.model), tokenizer=tiny_lm.tokenizer, name="a copy")
+    df = scoreboard.evaluate([Method("a copy", same)], PROMPTS, base=tiny_lm, max_new_tokens=2,
+                             progress=False)
+    assert df.loc["a copy", "error"] == ""               # the same weights, loaded twice: fine
+
+
+@pytest.mark.parametrize("prompts,match", [([], "non-empty list"), ([""], "non-empty prompts"),
+                                           (["ok", "  "], "non-empty prompts")])
+def test_evaluate_bad_prompts(tiny_lm, prompts, match):
+    with pytest.raises(ValueError, match=match):
+        scoreboard.evaluate([Method("plain", tiny_lm)], prompts, base=tiny_lm, progress=False)
+
+
+def test_evaluate_bad_input(tiny_lm):
+    with pytest.raises(ValueError, match="at least one Method"):
+        scoreboard.evaluate([], PROMPTS, base=tiny_lm)
+    with pytest.raises(ValueError, match="share a name"):
+        scoreboard.evaluate([Method("a", tiny_lm), Method("a", tiny_lm)], PROMPTS, base=tiny_lm)
+    with pytest.raises(TypeError, match="Method"):
+        scoreboard.evaluate(["plain"], PROMPTS, base=tiny_lm)
+    with pytest.raises(TypeError, match="judge"):
+        scoreboard.evaluate([Method("a", tiny_lm)], PROMPTS, base=tiny_lm, judge="TextBlob")
+    with pytest.raises(ValueError, match="seed"):
+        scoreboard.evaluate([Method("a", tiny_lm)], PROMPTS, base=tiny_lm, seeds=[])
+
+
+def test_exact_table_compares_each_technique_with_the_target():
+    base = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64).log()
+    valid = torch.tensor([False, True, True, False])
+    from labkit import bayes
+    target = bayes.condition(base, valid)
+    leaky = torch.tensor([0.1, 0.5, 0.3, 0.1], dtype=torch.float64).log()
+    df = scoreboard.exact_table(base, target, {
+        "rejection sampling": scoreboard.Exact(target, samples=10, seconds=0.1),
+        "leaky": leaky, "base": base}, valid=valid, reward=valid.double())
+    assert list(df.index) == ["rejection sampling", "leaky", "base"]
+    exact = df.loc["rejection sampling"]
+    assert exact["KL(target ‖ method)"] == pytest.approx(0) and exact["success"] == pytest.approx(1)
+    assert exact["KL from base"] == pytest.approx(-math.log(0.5))    # conditioning costs log 1/π(c)
+    assert exact["model samples"] == 10
+    assert math.isinf(df.loc["leaky", "KL(method ‖ target)"])          # mass outside the condition
+    assert df.loc["leaky", "success"] == pytest.approx(0.8) == df.loc["leaky", "expected reward"]
+    assert df.loc["base", "KL from base"] == pytest.approx(0)
+    with pytest.raises(ValueError, match="sum to"):
+        scoreboard.exact_table(base, target, {"bad": base + 0.1})
+    with pytest.raises(ValueError, match="one per sequence"):
+        scoreboard.exact_table(base, target, {"bad": base[:2]})
