@@ -23,9 +23,8 @@ __version__ = "0.1.0"
 # are listed (tests/test_layers.py checks), so `from labkit import *` and `hasattr(lk, ...)`
 # work; a module a later notebook adds joins the list in the same commit.
 _LAZY = {"adapters", "bayes", "checks", "discriminator", "dpo", "instruct", "lexicon", "metrics",
-         "pool", "pplm", "prompting", "rewards", "rlhf", "scoreboard", "sft", "steer", "svg",
-         "tasks", "toy", "validate",
-         "viz", "widgets"}
+         "pool", "pplm", "prompting", "rewards", "rlhf", "scoreboard", "sft", "steer", "stepwise",
+         "svg", "tasks", "toy", "validate", "viz", "widgets"}
 
 
 def __getattr__(name):

@@ -37,7 +37,7 @@ LAYERS = [
     ["prompting"],
     ["toy"],
     ["dpo"],             # the one dpo_loss, and DPO on an LM (bayes runs it on the toy world)
-    ["bayes"],
+    ["bayes", "stepwise"],  # the exact math; per-step controls as sequence distributions
     ["sft", "rewards"],  # supervised fine-tuning; rewards, judges and the reward model
     ["rlhf"],            # RL from feedback (RLOO), with rewards' checks
     ["metrics"],
