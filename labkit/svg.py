@@ -63,6 +63,15 @@ def _title(layout_title) -> str:
     return layout_title or ""
 
 
+DASHES = {"dash": "6,4", "dot": "2,3", "dashdot": "6,3,2,3", "longdash": "10,4"}
+
+
+def _dash(line: dict) -> str:
+    """A plotly line's `dash` ("dash", "dot", ...) as an SVG stroke-dasharray attribute."""
+    dash = DASHES.get(line.get("dash") or "solid")
+    return f' stroke-dasharray="{dash}"' if dash else ""
+
+
 def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
     """Round tick values (1, 2 or 5 × 10^k apart) covering [lo, hi], about `target` of them."""
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
@@ -206,7 +215,7 @@ def _scatter(trace: dict, plot: _Plot) -> list[str]:
             if xp is None or yp is None:
                 if len(run) > 1:
                     out.append(f'<polyline points="{" ".join(run)}" fill="none" stroke="{_esc(color)}"'
-                               f' stroke-width="{line.get("width", 2):g}"/>')
+                               f' stroke-width="{line.get("width", 2):g}"{_dash(line)}/>')
                 run = []
             else:
                 run.append(f"{plot.px(xp):.1f},{plot.py(yp):.1f}")

@@ -8,12 +8,15 @@ so tests can check the numbers without a browser.
 
 * `bars(before, after=None, k=20)`: the top-k tokens of `before` as bars, with `after` (the
   same distribution after some controls) beside them on the same tokens -- the picture of
-  notebook 00 and of every control after it; `explorer_figure` and `boosted` are two uses.
+  notebook 00 and of every control after it; `explorer_figure` and `boosted` are two uses;
+  `overlay(base, {name: dist})` puts several controls beside the base (07's dashboard).
 * `lines(x, series)`: a few curves against one knob (entropy vs temperature, ...).
 * `sequences(world, {name: log-probs})`: whole sequences of the toy world (notebook 01).
 * `pool_mask(steps)`: which of the model's top tokens a token pool allowed at each step (05).
 * `label_bars`, `sweep`: a distribution over labels, and accuracy vs shots (02).
 * `tradeoff(curves, x, y)`: attribute success against fluency or diversity, per method (06).
+* `pareto(scoreboard, x, y)`: every method of a scoreboard, each strength sweep a curve, and
+  the Pareto front (07).
 
 One set of colours, defined here: `BEFORE_COLOR` (the model's own distribution, grey),
 `AFTER_COLOR` (after the controls, the colour the eye goes to), `EMPTY_COLOR`,
@@ -167,6 +170,36 @@ def boosted(before, after, k: int = 15):
     tokens show), the model's own probability in grey beside each (trace 0 model, 1 after)."""
     return bars(before, after, k, rank_by="after", names=("model", "after the boost"),
                 title="top next tokens after the boost, and the model's own probability")
+
+
+def overlay(base, dists: dict, k: int = 15, *, title: str | None = None):
+    """The base model's next-token distribution with each controlled one beside it ({name:
+    Distribution}, over the same vocabulary): bars of the k tokens most likely on average
+    over all of them, so what a control brings up shows too (trace 0 is the base)."""
+    import plotly.graph_objects as go
+    import torch
+
+    k = whole("k", k, low=1)
+    base = as_distribution(base)
+    dists = {name: as_distribution(d) for name, d in dists.items()}
+    for name, d in dists.items():
+        if len(d) != len(base):
+            raise ValueError(f"{name!r} is over {len(d)} tokens, the base over {len(base)}: "
+                             f"compare distributions over the same vocabulary")
+    mean = torch.stack([base.probs, *(d.probs for d in dists.values())]).mean(0)
+    ids = mean.topk(min(k, len(base))).indices.tolist()
+    labels = _unique([token_label(base.token_text(i)) for i in ids], ids)
+    fig = go.Figure()
+    for (name, d), color in zip({"base model": base, **dists}.items(),
+                                colors(len(dists) + 1, base=True)):
+        fig.add_bar(x=labels, y=d.probs[ids].tolist(), name=name, marker_color=color,
+                    hovertemplate="%{x}: %{y:.3f}<extra>" + name + "</extra>")
+    fig.update_layout(
+        title=title or "next-token distribution under each control", barmode="group",
+        bargap=0.15, xaxis=dict(title="next token (␣ = space)", type="category", tickangle=-45),
+        yaxis=dict(title="probability", rangemode="tozero"), legend=_LEGEND, height=380,
+        **{**_LAYOUT, "margin": dict(l=50, r=20, t=60, b=90)})
+    return fig
 
 
 def lines(x, series: dict, *, x_title: str = "", y_title: str = "", title: str | None = None,
@@ -349,6 +382,68 @@ def tradeoff(curves: dict, x: str, y: str, *, title: str | None = None):
                                       f"<br>{y} %{{y:.3g}}<extra></extra>")
     fig.update_layout(title=title or f"{y} vs {x}", xaxis=dict(title=x), yaxis=dict(title=y),
                       height=360, **_LAYOUT)
+    return fig
+
+
+# --- the scoreboard: every method on one picture (notebook 07) ---------------------------------
+
+
+def pareto_front(xs, ys) -> list[int]:
+    """Indices of the points no other point beats on both axes (x lower is better, y higher),
+    in order of x: the Pareto front. NaN points are never on it. Naive version::
+
+        [i for i in ok if not any(xs[j] <= xs[i] and ys[j] >= ys[i] and (xs[j], ys[j]) !=
+                                  (xs[i], ys[i]) for j in ok)]
+    """
+    ok = [i for i, (x, y) in enumerate(zip(xs, ys)) if x == x and y == y]      # not NaN
+    front, best = [], float("-inf")
+    for i in sorted(ok, key=lambda i: (xs[i], -ys[i])):       # by x, the best y first on ties
+        if ys[i] > best:
+            front.append(i)
+            best = ys[i]
+    return front
+
+
+def _number(v) -> float:
+    """A strength to sort by: a number as it is, anything else (None, NaN, text) last."""
+    return float(v) if isinstance(v, (int, float)) and v == v else float("inf")
+
+
+def pareto(rows, x: str = "KL (MC)", y: str = "success", *, family: str = "family",
+           strength: str = "strength", title: str | None = None):
+    """`y` against `x` for every method of a scoreboard (`scoreboard.evaluate`'s DataFrame, or
+    a list of dicts with a "method" key): the rows that share a `family` value are one strength
+    sweep, drawn as a curve in order of `strength`; a row without a family is one point; the
+    dashed line is the Pareto front (lower `x`, higher `y`: `pareto_front`). Rows with a NaN
+    in `x` or `y` (an error row) are left out."""
+    import plotly.graph_objects as go
+
+    if hasattr(rows, "reset_index"):                          # a DataFrame indexed by method
+        rows = rows.reset_index().to_dict("records")
+    rows = [r for r in rows if r.get(x) == r.get(x) and r.get(y) == r.get(y)]
+    missing = [key for key in (x, y) if rows and any(key not in r for r in rows)]
+    if not rows or missing:
+        raise ValueError(f"no rows with both {x!r} and {y!r} to draw"
+                         + (f": the rows have {sorted(rows[0])}" if rows else ""))
+    groups: dict = {}
+    for r in rows:
+        fam = r.get(family)
+        key = fam if isinstance(fam, str) and fam else r.get("method", "?")
+        groups.setdefault(key, []).append(r)
+    fig = go.Figure()
+    for (name, members), color in zip(groups.items(), colors(len(groups))):
+        members = sorted(members, key=lambda r: _number(r.get(strength)))
+        fig.add_scatter(x=[r[x] for r in members], y=[r[y] for r in members], name=name,
+                        mode="lines+markers" if len(members) > 1 else "markers",
+                        line_color=color, marker=dict(size=9),
+                        text=[str(r.get("method", "")) for r in members],
+                        hovertemplate=f"%{{text}}<br>{x} %{{x:.3g}}<br>{y} %{{y:.3g}}<extra></extra>")
+    front = pareto_front([r[x] for r in rows], [r[y] for r in rows])
+    fig.add_scatter(x=[rows[i][x] for i in front], y=[rows[i][y] for i in front],
+                    mode="lines", name="Pareto front", hoverinfo="skip",
+                    line=dict(color=BEFORE_COLOR, dash="dash", width=1.5))
+    fig.update_layout(title=title or f"{y} against {x}", xaxis=dict(title=x),
+                      yaxis=dict(title=y), height=400, **_LAYOUT)
     return fig
 
 

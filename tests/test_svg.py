@@ -109,3 +109,10 @@ def test_nice_ticks():
 def test_image_displays_as_svg():
     fig = viz.label_bars(["a", "b"], [0.4, 0.6])
     assert svg.image(fig)._repr_svg_() == svg.render(fig)
+
+
+def test_dashed_lines_stay_dashed():
+    fig = go.Figure(go.Scatter(x=[0, 1, 2], y=[0, 1, 0], mode="lines", line=dict(dash="dash")))
+    assert 'stroke-dasharray="6,4"' in svg.render(fig)
+    fig.data[0].line.dash = None
+    assert "stroke-dasharray" not in svg.render(fig)

@@ -262,3 +262,35 @@ def test_loss_curves_draw_train_and_held_out_of_each_run():
     assert [t.name for t in two.data] == ["a: train (batch)", "a: held out", "b: train (batch)"]
     with pytest.raises(ValueError, match="'step' and 'loss'"):
         viz.loss_curves([{"loss": 1.0}])
+
+
+# --- the scoreboard's picture -------------------------------------------------------------------
+
+
+def test_pareto_front_is_the_non_dominated_points_in_order_of_x():
+    xs, ys = [0.0, 1.0, 2.0, 0.5, 3.0, float("nan")], [0.1, 0.5, 0.4, 0.1, 0.9, 1.0]
+    assert viz.pareto_front(xs, ys) == [0, 1, 4]          # (0.5, 0.1) and (2, 0.4) are beaten
+    naive = [i for i in range(5) if not any(xs[j] <= xs[i] and ys[j] >= ys[i]
+                                            and (xs[j], ys[j]) != (xs[i], ys[i]) for j in range(5))]
+    assert viz.pareto_front(xs, ys) == naive
+    assert viz.pareto_front([1.0, 1.0], [0.2, 0.3]) == [1]  # a tie on x: the better y
+
+
+def test_pareto_draws_each_family_as_a_curve_and_the_front():
+    import pandas as pd
+    df = pd.DataFrame([
+        {"method": "plain", "family": None, "strength": None, "KL (MC)": 0.0, "success": 0.3},
+        {"method": "bag 2", "family": "bag", "strength": 2.0, "KL (MC)": 0.4, "success": 0.6},
+        {"method": "bag 1", "family": "bag", "strength": 1.0, "KL (MC)": 0.1, "success": 0.4},
+        {"method": "broken", "family": None, "strength": None, "KL (MC)": float("nan"),
+         "success": float("nan")},
+    ]).set_index("method")
+    fig = viz.pareto(df)
+    names = [t.name for t in fig.data]
+    assert names == ["plain", "bag", "Pareto front"]        # the NaN row is left out
+    bag = fig.data[1]
+    assert list(bag.x) == [0.1, 0.4] and list(bag.text) == ["bag 1", "bag 2"]   # by strength
+    assert fig.data[1].mode == "lines+markers" and fig.data[0].mode == "markers"
+    assert list(fig.data[2].x) == [0.0, 0.1, 0.4]
+    with pytest.raises(ValueError, match="perplexity"):
+        viz.pareto(df, x="perplexity")
