@@ -70,15 +70,17 @@ def main() -> int:
     from tqdm.auto import tqdm
 
     import labkit as lk
-    from labkit.checks import bayes, knobs, pool, prompting, rlhf, schedule, sft, steer
+    from labkit.checks import (bayes, knobs, pool, prompting, rlhf, schedule, scoreboard, sft,
+                               steer)
     from labkit.checks._corpus import score, table
 
     lm = tiny_lm() if args.tiny else lk.load()
     checks = [knobs.TOP_P, bayes.TILT, bayes.KL_REWARD, prompting.FEW_SHOT_PROMPT,
               prompting.LABEL_LOGPROB, pool.POOL_RENORMALISE, pool.TRIE_STEP,
               steer.BAG_OF_WORDS, sft.MASKED_LABELS, schedule.LR_SCHEDULE,
-              rlhf.RLOO_ADVANTAGE, rlhf.BRADLEY_TERRY, rlhf.DPO_LOSS]
-    context = {"check_label_logprob": {"lm": lm}, "check_bag_of_words": {"tokenizer": lm.tokenizer}}
+              rlhf.RLOO_ADVANTAGE, rlhf.BRADLEY_TERRY, rlhf.DPO_LOSS, scoreboard.MC_KL]
+    context = {"check_label_logprob": {"lm": lm}, "check_bag_of_words": {"tokenizer": lm.tokenizer},
+               "check_mc_kl": {"lm": lm}}
     corpus = load_corpus()
     rows = {}
     todo = [(c, e) for c in checks for e in corpus.get(c.name, [])]

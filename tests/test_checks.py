@@ -9,17 +9,19 @@ import torch
 
 import labkit as lk
 from labkit import checks
-from labkit.checks import _runner, bayes, knobs, pool, prompting, rlhf, schedule, sft, steer
+from labkit.checks import (_runner, bayes, knobs, pool, prompting, rlhf, schedule, scoreboard,
+                           sft, steer)
 
 CHECKS = [knobs.TOP_P, bayes.TILT, bayes.KL_REWARD, prompting.FEW_SHOT_PROMPT,
           prompting.LABEL_LOGPROB, pool.POOL_RENORMALISE, pool.TRIE_STEP, steer.BAG_OF_WORDS,
           sft.MASKED_LABELS, schedule.LR_SCHEDULE, rlhf.RLOO_ADVANTAGE, rlhf.BRADLEY_TERRY,
-          rlhf.DPO_LOSS]
+          rlhf.DPO_LOSS, scoreboard.MC_KL]
 
 
 @pytest.fixture(scope="module")
 def context(tiny_lm, tokenizer):
-    return {"check_label_logprob": {"lm": tiny_lm}, "check_bag_of_words": {"tokenizer": tokenizer}}
+    return {"check_label_logprob": {"lm": tiny_lm}, "check_bag_of_words": {"tokenizer": tokenizer},
+            "check_mc_kl": {"lm": tiny_lm}}
 
 
 def test_public_names_run_each_check_on_its_reference(tiny_lm, tokenizer, capsys):
@@ -36,8 +38,9 @@ def test_public_names_run_each_check_on_its_reference(tiny_lm, tokenizer, capsys
     assert checks.check_rloo_advantage(lk.rlhf.rloo_advantage)
     assert checks.check_bradley_terry_loss(lk.rewards.bradley_terry_loss)
     assert checks.check_dpo_loss(lk.dpo.dpo_loss)
+    assert checks.check_mc_kl(checks.reference_mc_kl, tiny_lm)
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 13 and all(line.startswith("✅ check_") for line in out), out
+    assert len(out) == 14 and all(line.startswith("✅ check_") for line in out), out
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.name)

@@ -13,7 +13,7 @@ notebook never breaks on an exercise.
 
 One module per notebook (two for 03) holds its checks, their reference solutions and their
 tables of known mistakes: `knobs` (00), `bayes` (01), `prompting` (02), `sft` and `schedule`
-(03), `rlhf` (04), `pool` (05), `steer` (06).
+(03), `rlhf` (04), `pool` (05), `steer` (06), `scoreboard` (07).
 `_runner` is the machinery they share (`Check`, `Variant`, `Case`, `Mistake`); how a verdict
 is reached is in its docstring. CI runs every check against its reference, and against a
 corpus of plausible wrong answers (tests/checks/; benchmarks/checks_report.py prints the
@@ -30,13 +30,13 @@ from .pool import (check_pool_renormalise, check_trie_step, reference_pool_renor
 from .prompting import check_few_shot_prompt, check_label_logprob
 from .rlhf import check_bradley_terry_loss, check_dpo_loss, check_rloo_advantage
 from .schedule import check_lr_schedule
+from .scoreboard import check_mc_kl, reference_mc_kl
 from .sft import check_masked_labels
 from .steer import check_bag_of_words, reference_bag_of_words
 
 __all__ = ["Case", "Check", "Mistake", "Variant", "Verdict", "check_bag_of_words",
            "check_bradley_terry_loss", "check_dpo_loss", "check_few_shot_prompt",
            "check_kl_reward", "check_label_logprob", "check_lr_schedule", "check_masked_labels",
-           "check_pool_renormalise", "check_rloo_advantage", "check_top_p", "check_tilt",
-           "check_trie_step",
-           "reference_bag_of_words", "reference_pool_renormalise", "reference_top_p",
-           "reference_trie_step"]
+           "check_mc_kl", "check_pool_renormalise", "check_rloo_advantage", "check_top_p",
+           "check_tilt", "check_trie_step", "reference_bag_of_words", "reference_mc_kl",
+           "reference_pool_renormalise", "reference_top_p", "reference_trie_step"]

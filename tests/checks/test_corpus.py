@@ -9,20 +9,23 @@ import corpus_knobs
 import corpus_pool
 import corpus_prompting
 import corpus_rlhf
+import corpus_scoreboard
 import corpus_sft
 import corpus_steer
 import pytest
 
-from labkit.checks import bayes, knobs, pool, prompting, rlhf, schedule, sft, steer
+from labkit.checks import (bayes, knobs, pool, prompting, rlhf, schedule, scoreboard, sft,
+                           steer)
 from labkit.checks._corpus import score, titles_named
 
 CHECKS = {c.name: c for c in [knobs.TOP_P, bayes.TILT, bayes.KL_REWARD, prompting.FEW_SHOT_PROMPT,
                               prompting.LABEL_LOGPROB, pool.POOL_RENORMALISE, pool.TRIE_STEP,
                               steer.BAG_OF_WORDS, sft.MASKED_LABELS, schedule.LR_SCHEDULE,
-                              rlhf.RLOO_ADVANTAGE, rlhf.BRADLEY_TERRY, rlhf.DPO_LOSS]}
+                              rlhf.RLOO_ADVANTAGE, rlhf.BRADLEY_TERRY, rlhf.DPO_LOSS,
+                              scoreboard.MC_KL]}
 CORPUS = {**corpus_knobs.CORPUS, **corpus_bayes.CORPUS, **corpus_prompting.CORPUS,
           **corpus_pool.CORPUS, **corpus_steer.CORPUS, **corpus_sft.CORPUS,
-          **corpus_rlhf.CORPUS}
+          **corpus_rlhf.CORPUS, **corpus_scoreboard.CORPUS}
 ENTRIES = [(name, e) for name, entries in CORPUS.items() for e in entries]
 GENERIC = {"passed", "not_attempted", "raised", "none", "type", "shape", "dtype", "unknown"}
 
@@ -30,7 +33,8 @@ GENERIC = {"passed", "not_attempted", "raised", "none", "type", "shape", "dtype"
 @pytest.fixture(scope="module")
 def outcomes(tiny_lm, tokenizer):
     """{check: {entry name: Outcome}}, computed once, lazily per check."""
-    context = {"check_label_logprob": {"lm": tiny_lm}, "check_bag_of_words": {"tokenizer": tokenizer}}
+    context = {"check_label_logprob": {"lm": tiny_lm}, "check_bag_of_words": {"tokenizer": tokenizer},
+               "check_mc_kl": {"lm": tiny_lm}}
     cache = {}
 
     def get(name):
