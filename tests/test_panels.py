@@ -120,7 +120,30 @@ def restore(panel):
     panel.shots.value = 1
 
 
+def dashboard(lm, world=None, **kw):
+    from labkit.scoreboard import Method
+    choices = [
+        widgets.Choice("temperature", lambda t: Method("T", lm, controls=[lk.controls.Temperature(t)]),
+                       (0.2, 2.0, 0.1, 0.5)),
+        widgets.Choice("framed", lambda s: Method("framed", lm, template="Be kind. {prompt}")),
+        widgets.Choice("no token", lambda s: Method("none", lm, controls=[
+            lambda ids, scores: torch.full_like(scores, float("-inf"))])),
+    ]
+    return widgets.Dashboard(lm, "The weather today is", choices, on=["temperature"], k=6,
+                             seeds=(0,), max_new_tokens=3, **kw)
+
+
+def set_slider(name, value):
+    def act(panel):
+        panel.sliders[name].value = value
+    return act
+
+
 CASES = {
+    # a new strength is a model call (its distribution and scoreboard row); one seen before is free
+    "dashboard": Case(dashboard, costly=set_slider("temperature", 1.5),
+                      cheap=set_slider("temperature", 0.5), bad=broken("prompt", "", "empty"),
+                      good=set_value("prompt", "Hello"), calls=None),
     "explorer": Case(lambda lm, w: widgets.Explorer(lm, "The capital of France is", k=8),
                      costly=set_value("prompt", "Once upon a time"), cheap=set_value("top_k", 3),
                      bad=broken("prompt", "", "empty"), good=set_value("prompt", "Hello")),
@@ -185,7 +208,7 @@ def test_every_panel_works_nested(case, container, tiny_lm, world, renderer):
 
 def test_every_panel_is_exported_and_follows_the_idiom():
     for name in ("Explorer", "SequencePanel", "PoolPanel", "StrengthPanel", "LabelPanel",
-                 "AdapterPanel", "OveroptimisationPanel"):
+                 "AdapterPanel", "OveroptimisationPanel", "Dashboard"):
         cls = getattr(lk.widgets, name)
         assert issubclass(cls, widgets.Panel) and issubclass(cls, W.VBox), name
         for method in ("compute", "figure"):
@@ -576,3 +599,36 @@ def test_the_overoptimisation_panel_reads_its_points_and_marks_the_selected_one(
         widgets.OveroptimisationPanel([dict(points[0], samples=[("a", 1.0, 2.0)])])
     with pytest.raises(ValueError, match="no points"):
         widgets.OveroptimisationPanel([])
+
+
+# --- the dashboard (notebook 07) ----------------------------------------------------------------
+
+
+def test_the_dashboard_shows_each_control_its_row_and_caches_every_setting(tiny_lm):
+    panel = dashboard(tiny_lm)
+    assert list(panel.result.rows.index) == ["plain", "temperature"]
+    assert list(panel.result.dists) == ["temperature"] and len(panel.fig.data) == 2
+    assert "success judged by TextBlob" in panel.readout.value
+    panel.toggles["framed"].value = True
+    assert list(panel.result.rows.index) == ["plain", "temperature", "framed"]
+    assert panel.result.rows.loc["framed", "KL (exact)"] > 0 and len(panel.fig.data) == 3
+    panel.toggles["no token"].value = True              # a failing method: its row says why
+    assert "masked every token" in panel.result.rows.loc["no token", "error"]
+    assert "no token" not in panel.result.dists and panel.error.value == ""
+    with count_forward_calls(tiny_lm) as calls:         # every one of these was seen before
+        panel.toggles["framed"].value = False
+        panel.toggles["framed"].value = True
+    assert calls == [] and list(panel.result.rows.index)[-2:] == ["framed", "no token"]
+    first = panel.result.dists["temperature"]
+    panel.sliders["temperature"].value = 1.5
+    assert panel.result.dists["temperature"].entropy() > first.entropy()   # hotter: flatter
+
+
+def test_the_dashboard_refuses_bad_choices(tiny_lm):
+    with pytest.raises(TypeError, match="Choice"):
+        widgets.Dashboard(tiny_lm, "Hi", ["temperature"])
+    with pytest.raises(ValueError, match="no control named"):
+        widgets.dashboard_step(tiny_lm, "Hi", [], {"nope": None}, {})
+    bad = widgets.Choice("bad", lambda s: "not a method")
+    panel = widgets.Dashboard(tiny_lm, "Hi", [bad], on=["bad"], seeds=(0,), max_new_tokens=2)
+    assert "make() must return a scoreboard.Method" in panel.result.rows.loc["bad", "error"]

@@ -17,6 +17,7 @@ model sends its value on Enter or release (`continuous_update=False`), only when
 | `AdapterPanel(tuned, prompt)` | 03 | `adapter_step` (the adapter's update × a scale) | `viz.bars` |
 | `PoolPanel(lm, prompt, options)` | 05 | `pool.restrict` | `viz.bars` |
 | `StrengthPanel(lm, prompt, words)` | 06 | `steer.boost` | `viz.boosted` |
+| `Dashboard(lm, prompt, choices)` | 07 | `dashboard_step` (`scoreboard.evaluate`) | `viz.overlay` |
 
 A panel nests: `W.VBox([a, b])` or `W.Tab(children=[a, b])` (notebook 07's dashboard).
 
@@ -36,6 +37,7 @@ record of rendering nothing), plotly elsewhere. Works with ipywidgets 7.7 (Colab
 Colab no custom-widget manager is needed.
 """
 from .adapter_panel import AdapterPanel, Scaled, adapter_step
+from .dashboard import Choice, Dashboard, Dashboarded, dashboard_step
 from .knob_panel import Explored, Explorer, explore, explorer
 from .label_panel import LabelPanel
 from .overopt_panel import OveroptimisationPanel, overopt_point
@@ -45,6 +47,7 @@ from .render import use, why
 from .sequence_panel import SequencePanel
 from .strength_panel import StrengthPanel
 
-__all__ = ["AdapterPanel", "Explored", "Explorer", "LabelPanel", "OveroptimisationPanel", "Panel",
-           "PoolPanel", "Scaled", "SequencePanel", "StrengthPanel", "adapter_step", "explore",
-           "explorer", "guarded", "overopt_point", "use", "why"]
+__all__ = ["AdapterPanel", "Choice", "Dashboard", "Dashboarded", "Explored", "Explorer",
+           "LabelPanel", "OveroptimisationPanel", "Panel", "PoolPanel", "Scaled", "SequencePanel",
+           "StrengthPanel", "adapter_step", "dashboard_step", "explore", "explorer", "guarded",
+           "overopt_point", "use", "why"]

@@ -385,6 +385,50 @@ def test_a_panel_nested_in_a_tab_responds(renderer, page, lab):
     assert "⚠" not in after["text"], after["text"]
 
 
+# --- notebook 07's dashboard: a toggle and a strength change the chart and the table ---------
+
+JS_TABLE = "(el) => [...el.querySelectorAll('table')].map(t => t.innerText).join('\\n')"
+
+DASHBOARD = [
+    "import labkit as lk\n"
+    "from labkit.scoreboard import Method\n"
+    "lk.widgets.use('{renderer}')\n"
+    "lm = lk.load('toy')\n"
+    "snow = lm.tokenizer.convert_tokens_to_ids('snow')\n"
+    "choices = [lk.widgets.Choice('temperature', lambda t: Method('T', lm, controls=[\n"
+    "               lk.controls.Temperature(t)]), (0.3, 2.0, 0.1, 0.7)),\n"
+    "           lk.widgets.Choice('more snow', lambda b: Method('snow', lm, controls=[\n"
+    "               lk.steer.LogitBias({{snow: b}})]), (0.0, 4.0, 0.5, 2.0))]\n"
+    "lk.widgets.Dashboard(lm, 'sun', choices, on=['temperature'], k=6, max_new_tokens=3)",
+]
+
+
+@pytest.mark.parametrize("renderer", list(RENDERERS))
+def test_the_dashboard_responds_to_a_toggle_and_a_strength(renderer, page, lab):
+    name = f"ui_dashboard_{renderer}.ipynb"
+    _write_notebook(lab, name, [c.format(renderer=renderer) for c in DASHBOARD])
+    report = _open_and_run(page, lab, name, 180)
+    assert not report["errors"], report["errors"]
+    panels, n = _find_panels(page, name, 1)
+    panel = panels.first
+    el = panel.element_handle()
+    before = el.evaluate(JS_PANEL_STATE)
+    table = el.evaluate(JS_TABLE)
+    assert "temperature" in table and "more snow" not in table, table
+    panel.locator(".widget-toggle-button", has_text="more snow").click()   # switch a control on
+    page.wait_for_function(JS_CHANGED, arg=[el, before], timeout=UPDATE_TIMEOUT_MS)
+    page.wait_for_function(f"([el]) => ({JS_TABLE})(el).includes('more snow')", arg=[el],
+                           timeout=UPDATE_TIMEOUT_MS)
+    after = el.evaluate(JS_PANEL_STATE)
+    assert after["nTraces"] > before["nTraces"] or after["pictures"] != before["pictures"]
+    table = el.evaluate(JS_TABLE)
+    before, after, how, changed = _move_and_compare(page, panel)            # a strength
+    assert changed, f"the dashboard's chart did not change ({how})\n{after['text'][-500:]}"
+    page.wait_for_function(f"([el, t]) => ({JS_TABLE})(el) !== t", arg=[el, table],
+                           timeout=UPDATE_TIMEOUT_MS)
+    assert "⚠" not in el.evaluate(JS_PANEL_STATE)["text"]
+
+
 # --- the harness can fail: dead panels and an error cell are caught --------------------------
 
 DEAD_PANELS = [
