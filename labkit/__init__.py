@@ -22,9 +22,9 @@ __version__ = "0.1.0"
 # Imported on first use (`lk.viz`, ...): everything above the core. Only modules that exist
 # are listed (tests/test_layers.py checks), so `from labkit import *` and `hasattr(lk, ...)`
 # work; a module a later notebook adds joins the list in the same commit.
-_LAZY = {"adapters", "bayes", "checks", "discriminator", "dpo", "instruct", "lexicon", "metrics",
-         "pool", "pplm", "prompting", "rewards", "rlhf", "scoreboard", "sft", "steer", "stepwise",
-         "svg", "tasks", "toy", "validate", "viz", "widgets"}
+_LAZY = {"adapters", "bayes", "checks", "discriminator", "dpo", "exact", "instruct", "lexicon",
+         "metrics", "pool", "pplm", "prompting", "rewards", "rlhf", "scoreboard", "sft", "steer",
+         "stepwise", "svg", "tasks", "toy", "validate", "viz", "widgets"}
 
 
 def __getattr__(name):

@@ -28,8 +28,8 @@ VADER), perplexity under the base, distinct-1/2 and repetition, the KL from the 
 Monte Carlo estimate from the method's own samples and as the exact per-step KL, cost
 (time × plain sampling, training seconds, labels, extra parameters), a sample, and an error
 column: a method that fails, or a judge that returns NaN, fills its own row's error and the
-others still run. `exact_table` is its counterpart on the toy world, where every technique's
-distribution is known exactly and so is the target (`labkit.bayes`, `labkit.stepwise`).
+others still run. `labkit.exact.exact_table` is its counterpart on the toy world, where every
+technique's distribution is known exactly and so is the target.
 
 Left out on purpose: batching several prompts through one method (every generator of the
 lab writes one text at a time), and caching generations between runs.
@@ -349,55 +349,5 @@ def evaluate(methods, prompts, *, base, seeds=(0,), judge=None, max_new_tokens: 
     return df
 
 
-# --- the toy world: each technique's exact distribution against the exact target ------------
-
-
-@dataclass
-class Exact:
-    """One technique on the toy world: its exact log-probabilities [N] over
-    `world.sequences()` and what it cost (model draws, labels, seconds)."""
-
-    logp: object                                # torch.Tensor [N], float64
-    samples: int = 0                            # sequences drawn from the model to build it
-    labels: int = 0                             # labels or preferences it needed
-    seconds: float = 0.0                        # wall time to build it
-
-
-def exact_table(base_logp, target, techniques: dict, *, valid=None, reward=None):
-    """One row per technique (a name -> `Exact`, or bare log-probs [N]) -> a DataFrame with
-    the exact **KL(target ‖ method)** (finite unless the method misses part of the target)
-    and **KL(method ‖ target)** (infinite when the method puts mass where the target has
-    none: outside a hard condition), **KL from base** KL(method ‖ π), **success** -- the
-    method's probability of `valid` [N] bool, or its expected `reward` [N] -- and the cost."""
-    import pandas as pd
-    import torch
-
-    from .bayes import kl
-
-    rows = {}
-    for name, t in techniques.items():
-        t = t if isinstance(t, Exact) else Exact(t)
-        logp = torch.as_tensor(t.logp, dtype=torch.float64)
-        if logp.shape != target.shape:
-            raise ValueError(f"technique {name!r}: {tuple(logp.shape)} log-probabilities, but "
-                             f"the target has {tuple(target.shape)}: one per sequence")
-        if abs(float(torch.logsumexp(logp, 0))) > 1e-6:
-            raise ValueError(f"technique {name!r}: its probabilities sum to "
-                             f"{float(torch.logsumexp(logp, 0).exp()):.6f}, not 1")
-        p = logp.exp()
-        row = {"KL(target ‖ method)": float(kl(target, logp)),
-               "KL(method ‖ target)": float(kl(logp, target)),
-               "KL from base": float(kl(logp, base_logp))}
-        if valid is not None:
-            row["success"] = float(p[torch.as_tensor(valid, dtype=torch.bool)].sum())
-        if reward is not None:
-            row["expected reward"] = float((p * torch.as_tensor(reward, dtype=p.dtype)).sum())
-        rows[name] = {**row, "model samples": t.samples, "labels": t.labels,
-                      "seconds": t.seconds}
-    df = pd.DataFrame.from_dict(rows, orient="index")
-    df.index.name = "technique"
-    return df
-
-
-__all__ = ["COLUMNS", "Exact", "exact_table", "Judge", "Method", "TEXTBLOB", "VADER", "check_base", "evaluate",
+__all__ = ["COLUMNS", "Judge", "Method", "TEXTBLOB", "VADER", "check_base", "evaluate",
            "extra_parameters", "run"]

@@ -38,7 +38,7 @@ LAYERS = [
     ["toy"],
     ["dpo"],             # the one dpo_loss, and DPO on an LM (bayes runs it on the toy world)
     ["bayes", "stepwise"],  # the exact math; per-step controls as sequence distributions
-    ["sft", "rewards"],  # supervised fine-tuning; rewards, judges and the reward model
+    ["sft", "rewards", "exact"],  # SFT; rewards and the reward model; the toy world's table
     ["rlhf"],            # RL from feedback (RLOO), with rewards' checks
     ["metrics"],
     ["scoreboard"],

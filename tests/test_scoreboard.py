@@ -187,25 +187,3 @@ def test_evaluate_bad_input(tiny_lm):
     with pytest.raises(ValueError, match="seed"):
         scoreboard.evaluate([Method("a", tiny_lm)], PROMPTS, base=tiny_lm, seeds=[])
 
-
-def test_exact_table_compares_each_technique_with_the_target():
-    base = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64).log()
-    valid = torch.tensor([False, True, True, False])
-    from labkit import bayes
-    target = bayes.condition(base, valid)
-    leaky = torch.tensor([0.1, 0.5, 0.3, 0.1], dtype=torch.float64).log()
-    df = scoreboard.exact_table(base, target, {
-        "rejection sampling": scoreboard.Exact(target, samples=10, seconds=0.1),
-        "leaky": leaky, "base": base}, valid=valid, reward=valid.double())
-    assert list(df.index) == ["rejection sampling", "leaky", "base"]
-    exact = df.loc["rejection sampling"]
-    assert exact["KL(target ‖ method)"] == pytest.approx(0) and exact["success"] == pytest.approx(1)
-    assert exact["KL from base"] == pytest.approx(-math.log(0.5))    # conditioning costs log 1/π(c)
-    assert exact["model samples"] == 10
-    assert math.isinf(df.loc["leaky", "KL(method ‖ target)"])          # mass outside the condition
-    assert df.loc["leaky", "success"] == pytest.approx(0.8) == df.loc["leaky", "expected reward"]
-    assert df.loc["base", "KL from base"] == pytest.approx(0)
-    with pytest.raises(ValueError, match="sum to"):
-        scoreboard.exact_table(base, target, {"bad": base + 0.1})
-    with pytest.raises(ValueError, match="one per sequence"):
-        scoreboard.exact_table(base, target, {"bad": base[:2]})
