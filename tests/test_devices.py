@@ -94,6 +94,8 @@ CONTROLS = {          # name -> a control, given the tokenizer
     "Quote": lambda tok: P.Quote(tok, "Marie Curie was born in Warsaw"),
     "Regex": lambda tok: P.Regex(tok, r" ?\d{4}"),
     "Catalogue": lambda tok: P.Catalogue(tok, ["Paris", "Warsaw"]),
+    "JsonSchema": lambda tok: P.JsonSchema(tok, {"type": "object", "properties": {
+        "n": {"type": "integer"}}, "required": ["n"]}),
 }
 
 
@@ -105,12 +107,12 @@ def test_each_control_keeps_scores_on_their_device(tokenizer, name):
     control = CONTROLS[name](tokenizer)
     vocab = len(tokenizer)
     ids = tokenizer([PROMPT, "Once upon a"], return_tensors="pt", padding=True).input_ids
-    if isinstance(control, P.TokenPool):
+    if isinstance(control, P.Pool):
         control.reset()
     cpu = control(ids, torch.randn(2, vocab))
     assert cpu.device.type == "cpu" and cpu.shape == (2, vocab)
     for shape in [(2, vocab), (2, vocab + 7)]:     # + rows beyond the tokenizer (padded vocab)
-        if isinstance(control, P.TokenPool):
+        if isinstance(control, P.Pool):
             control.reset()
         with CudaLike():
             out = control(ids, torch.zeros(shape, device=META))
