@@ -143,13 +143,22 @@ class Judge:
     """What "success" means on the scoreboard: a name (shown in the table) and a function
     text -> score in [0, 1] (1: the text does what was asked). It must differ from what
     steered: a method steered by VADER (notebooks 04, 06) is judged by TextBlob (`TEXTBLOB`,
-    the default), else the table rewards fooling one's own judge (Goodhart)."""
+    the default), else the table rewards fooling one's own judge (Goodhart). With
+    `with_prompt=True` the function is called as score(prompt, text): a judge with a right
+    answer per prompt (accuracy on a label task)."""
 
     name: str
     score: object                               # text -> float in [0, 1]
+    with_prompt: bool = False                   # score(prompt, text) instead
 
-    def __call__(self, texts) -> list[float]:
-        out = [float(self.score(t)) for t in texts]
+    def __call__(self, texts, prompts=None) -> list[float]:
+        if self.with_prompt:
+            if prompts is None or len(prompts) != len(texts):
+                raise ValueError(f"the judge {self.name!r} reads the prompt too: give one "
+                                 f"prompt per text")
+            out = [float(self.score(p, t)) for p, t in zip(prompts, texts)]
+        else:
+            out = [float(self.score(t)) for t in texts]
         bad = [t for t, v in zip(texts, out) if math.isnan(v)]
         if bad:
             raise ValueError(f"the judge {self.name!r} returned NaN for {len(bad)} of "
@@ -207,7 +216,7 @@ def _sample(method: Method, prompts, seeds, base, max_new_tokens, bar) -> dict:
     """Generate with `method` on every prompt and seed (its own controls only: the samples are
     drawn from the method's distribution, as the KL estimate needs) and read every sample
     against the base in one pass each."""
-    texts, logq, logp, nll, kls, lengths = [], [], [], [], [], []
+    texts, asked, logq, logp, nll, kls, lengths = [], [], [], [], [], [], []
     gen_s = score_s = 0.0
     for prompt in prompts:
         for seed in seeds:
@@ -223,15 +232,17 @@ def _sample(method: Method, prompts, seeds, base, max_new_tokens, bar) -> dict:
                 nll += (-p[:len(p) - eos]).tolist()     # the text's tokens, EOS left out
                 kls += k.tolist()
             texts.append(text)
+            asked.append(prompt)
             lengths.append(len(steps))
             gen_s += t1 - t0
             score_s += time.perf_counter() - t1
             bar.update(1)
-    return dict(texts=texts, logq=logq, logp=logp, nll=nll, kls=kls, lengths=lengths,
+    return dict(texts=texts, prompts=asked, logq=logq, logp=logp, nll=nll, kls=kls,
+                lengths=lengths,
                 generation_seconds=gen_s, scoring_seconds=score_s)
 
 
-def _row(method: Method, s: dict, judge: Judge, plain_rate: float) -> dict:
+def _row(method: Method, s: dict, judges: dict, plain_rate: float) -> dict:
     texts, n_tok = s["texts"], max(sum(s["lengths"]), 1)
     nll, mc = s["nll"], [q - p for q, p in zip(s["logq"], s["logp"])]
     rate = s["generation_seconds"] / n_tok
@@ -245,16 +256,18 @@ def _row(method: Method, s: dict, judge: Judge, plain_rate: float) -> dict:
            "extra parameters": extra_parameters(method), "sample": texts[0], "error": "",
            **method.meta}
     t0 = time.perf_counter()
-    try:
-        row["success"] = statistics.fmean(judge(texts))
-    except Exception as e:                                      # noqa: BLE001 (shown in the row)
-        row["success"], row["error"] = math.nan, f"{type(e).__name__}: {e}"
+    for column, judge in judges.items():          # "success", then any other judged column
+        try:
+            row[column] = statistics.fmean(judge(texts, s["prompts"]))
+        except Exception as e:                                  # noqa: BLE001 (shown in the row)
+            row[column] = math.nan
+            row["error"] = "; ".join(filter(None, [row["error"], f"{type(e).__name__}: {e}"]))
     s["scoring_seconds"] += time.perf_counter() - t0
     return row
 
 
-def evaluate(methods, prompts, *, base, seeds=(0,), judge=None, max_new_tokens: int = 40,
-             progress: bool = True, baseline_rate: float | None = None):
+def evaluate(methods, prompts, *, base, seeds=(0,), judge=None, also=None,
+             max_new_tokens: int = 40, progress: bool = True, baseline_rate: float | None = None):
     """Every method on the same prompts, seeds and budget -> a pandas DataFrame, one row per
     method (indexed by its name), the judge named in `df.attrs["judge"]`. Columns:
 
@@ -279,6 +292,9 @@ def evaluate(methods, prompts, *, base, seeds=(0,), judge=None, max_new_tokens: 
     * **sample** -- the first text; **error** -- "" or why the method's row is empty: a
       method that raises (a pool with no allowed token, a model on another base) or a judge
       that returns NaN gets its message here, and the other methods still run.
+
+    `also` ({column: Judge}) adds a judged column after "success" for each: the validity and
+    the accuracy of a label task, say (`Judge(..., with_prompt=True)` sees the prompt).
 
     Each method's `meta` (e.g. {"family": "bag of words", "strength": 2.0}: one point of a
     strength sweep, `viz.pareto` draws a family as a curve) comes first, as columns.
@@ -309,6 +325,7 @@ def evaluate(methods, prompts, *, base, seeds=(0,), judge=None, max_new_tokens: 
     if not seeds:
         raise ValueError("evaluate() needs at least one seed")
     judge = _judge(judge)
+    judges = {"success": judge, **{str(k): _judge(j) for k, j in (also or {}).items()}}
     if not hasattr(base, "model") or not hasattr(base, "encode"):
         raise TypeError(f"base must be a labkit LM (lk.load(...)), not {type(base).__name__}")
 
@@ -337,12 +354,14 @@ def evaluate(methods, prompts, *, base, seeds=(0,), judge=None, max_new_tokens: 
     for m in methods:
         if m.name in sampled:
             s = sampled[m.name]
-            rows[m.name] = _row(m, s, judge, plain_rate)
+            rows[m.name] = _row(m, s, judges, plain_rate)
             seconds["generation"] += s["generation_seconds"]
             seconds["scoring"] += s["scoring_seconds"]
     rows = {m.name: rows[m.name] for m in methods}              # the order they were given
     meta = list(dict.fromkeys(k for m in methods for k in m.meta if k not in COLUMNS))
-    df = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=meta + COLUMNS)
+    extra = [c for c in judges if c not in COLUMNS]
+    columns = meta + COLUMNS[:1] + extra + COLUMNS[1:]
+    df = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=columns)
     df.index.name = "method"
     df["error"] = df["error"].fillna("")
     df.attrs["judge"], df.attrs["seconds"] = judge.name, seconds

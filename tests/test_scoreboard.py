@@ -187,3 +187,32 @@ def test_evaluate_bad_input(tiny_lm):
     with pytest.raises(ValueError, match="seed"):
         scoreboard.evaluate([Method("a", tiny_lm)], PROMPTS, base=tiny_lm, seeds=[])
 
+
+
+def test_evaluate_adds_judged_columns_and_judges_that_read_the_prompt(tiny_lm):
+    """A label task's validity and accuracy: `also` adds a column per judge, and a judge with
+    with_prompt=True gets the prompt of each text (its right answer)."""
+    from labkit import pool
+    labels = [" yes", " no"]
+    gold = {"Is the sky blue?": " yes", "Is fire cold?": " no"}
+    m = Method("pool", tiny_lm, generator=pool.generate_constrained,
+               options={"pool": pool.OneOf(tiny_lm.tokenizer, labels)})
+    seen, scores = [], []
+
+    def right(prompt, text):
+        seen.append(prompt)
+        scores.append(float(text == gold[prompt]))
+        return scores[-1]
+
+    df = scoreboard.evaluate([m], list(gold), base=tiny_lm, seeds=[0, 1], max_new_tokens=4,
+                             progress=False, also={
+                                 "valid": lambda text: float(text in labels),
+                                 "accuracy": scoreboard.Judge("gold label", right,
+                                                              with_prompt=True)})
+    cols = list(df.columns)
+    assert cols[:3] == ["success", "valid", "accuracy"] and cols[3:] == scoreboard.COLUMNS[1:]
+    assert df.loc["pool", "valid"] == 1.0 and df.loc["pool", "error"] == ""
+    assert seen == [p for p in gold for _ in range(2)]          # each text with its own prompt
+    assert df.loc["pool", "accuracy"] == pytest.approx(statistics.fmean(scores))
+    with pytest.raises(ValueError, match="one prompt per text"):
+        scoreboard.Judge("g", right, with_prompt=True)(["a"])
