@@ -1,46 +1,14 @@
-"""Every figure of the lab (plotly): figure factories, never `.show()`.
+"""The lab's figures of distributions: token bars, curves, toy-world sequences, pool masks, labels.
 
-Each function here takes Distributions, tensors or plain data (lists, dicts, the history a
-trainer returns) and returns a `plotly.graph_objects.Figure`; the notebook displays it, a
-panel (`labkit.widgets`) wraps it in a `go.FigureWidget` and copies a fresh figure's traces
-into it in place. The data behind the bar charts is a separate pure function (`bars_data`),
-so tests can check the numbers without a browser.
-
-* `bars(before, after=None, k=20)`: the top-k tokens of `before` as bars, with `after` (the
-  same distribution after some controls) beside them on the same tokens -- the picture of
-  notebook 00 and of every control after it; `explorer_figure` and `boosted` are two uses;
-  `overlay(base, {name: dist})` puts several controls beside the base (07's dashboard).
-* `lines(x, series)`: a few curves against one knob (entropy vs temperature, ...).
-* `sequences(world, {name: log-probs})`: whole sequences of the toy world (notebook 01).
-* `pool_mask(steps)`: which of the model's top tokens a token pool allowed at each step (05).
-* `label_bars`, `sweep`: a distribution over labels, and accuracy vs shots (02).
-* `tradeoff(curves, x, y)`: attribute success against fluency or diversity, per method (06).
-* `pareto(scoreboard, x, y)`: every method of a scoreboard, each strength sweep a curve, and
-  the Pareto front (07).
-
-One set of colours, defined here: `BEFORE_COLOR` (the model's own distribution, grey),
-`AFTER_COLOR` (after the controls, the colour the eye goes to), `EMPTY_COLOR`,
-`ERROR_COLOR` (a panel's error line) and `PALETTE` for figures with several series.
-
-Probabilities or logits? A bare tensor is read as logits only if that is its one possible
-reading (it has a negative entry: no probability is negative). A tensor of non-negative
-numbers could be either -- `[1., 0., 0.]` is a certainty as probabilities and a mild
-preference as logits -- so every function that takes a distribution has `kind="probs"` or
-`kind="logits"`, and without it `as_distribution` raises a ValueError naming both; it never
-guesses.
-
-Token texts are shown with their whitespace made visible: a leading space is ``␣`` (so
-``' Paris'`` reads ``'␣Paris'``), a newline ``↵``, a tab ``⇥``.
-
-Left out on purpose: themes and styling options (plotly's defaults are fine and
-`fig.update_layout` is one line away), matplotlib versions, and animation.
+The colours, the token labels and `as_distribution` (how a bare tensor is read) live here, and
+every other figure module of `labkit.viz` uses them; see the package docstring.
 """
 from __future__ import annotations
 
 import torch
 
-from .dist import Distribution
-from .validate import whole
+from ..dist import Distribution
+from ..validate import whole
 
 BEFORE_COLOR = "#9aa5b1"   # the model's own distribution: neutral grey
 AFTER_COLOR = "#d9480f"    # after the controls: the colour the eye goes to
@@ -344,7 +312,7 @@ def sweep(history: list[dict], key: str = "accuracy", title: str | None = None):
     bars = std over the shots' orders."""
     import plotly.graph_objects as go
 
-    from . import prompting
+    from .. import prompting
 
     if not history:
         raise ValueError("the history is empty: run prompting.sweep first")
@@ -358,128 +326,4 @@ def sweep(history: list[dict], key: str = "accuracy", title: str | None = None):
     fig.update_layout(title=title, xaxis=dict(title="shots"),
                       yaxis=dict(title=key.replace("_", " "), range=[0, 1.05]), height=350,
                       **_LAYOUT)
-    return fig
-
-
-# --- steering: success against fluency (notebook 06) -----------------------------------------
-
-
-def tradeoff(curves: dict, x: str, y: str, *, title: str | None = None):
-    """One line per method: {method: [row, ...]} (rows from `scoreboard.run`, in order of
-    strength, each a dict with keys `x` and `y`; a "strength" key shows on hover)."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for (method, rows), color in zip(curves.items(), colors(len(curves))):
-        missing = [key for key in (x, y) if any(key not in r for r in rows)]
-        if missing:
-            raise ValueError(f"the rows of {method!r} have no {missing[0]!r}; they have "
-                             f"{sorted(rows[0]) if rows else 'nothing'}")
-        fig.add_scatter(x=[r[x] for r in rows], y=[r[y] for r in rows], mode="lines+markers",
-                        name=method, line_color=color,
-                        text=[str(r.get("strength", "")) for r in rows],
-                        hovertemplate=f"{method}<br>strength %{{text}}<br>{x} %{{x:.3g}}"
-                                      f"<br>{y} %{{y:.3g}}<extra></extra>")
-    fig.update_layout(title=title or f"{y} vs {x}", xaxis=dict(title=x), yaxis=dict(title=y),
-                      height=360, **_LAYOUT)
-    return fig
-
-
-# --- the scoreboard: every method on one picture (notebook 07) ---------------------------------
-
-
-def pareto_front(xs, ys) -> list[int]:
-    """Indices of the points no other point beats on both axes (x lower is better, y higher),
-    in order of x: the Pareto front. NaN points are never on it. Naive version::
-
-        [i for i in ok if not any(xs[j] <= xs[i] and ys[j] >= ys[i] and (xs[j], ys[j]) !=
-                                  (xs[i], ys[i]) for j in ok)]
-    """
-    ok = [i for i, (x, y) in enumerate(zip(xs, ys)) if x == x and y == y]      # not NaN
-    front, best = [], float("-inf")
-    for i in sorted(ok, key=lambda i: (xs[i], -ys[i])):       # by x, the best y first on ties
-        if ys[i] > best:
-            front.append(i)
-            best = ys[i]
-    return front
-
-
-def _number(v) -> float:
-    """A strength to sort by: a number as it is, anything else (None, NaN, text) last."""
-    return float(v) if isinstance(v, (int, float)) and v == v else float("inf")
-
-
-def pareto(rows, x: str = "KL (MC)", y: str = "success", *, family: str = "family",
-           strength: str = "strength", title: str | None = None):
-    """`y` against `x` for every method of a scoreboard (`scoreboard.evaluate`'s DataFrame, or
-    a list of dicts with a "method" key): the rows that share a `family` value are one strength
-    sweep, drawn as a curve in order of `strength`; a row without a family is one point; the
-    dashed line is the Pareto front (lower `x`, higher `y`: `pareto_front`). Rows with a NaN
-    in `x` or `y` (an error row) are left out."""
-    import plotly.graph_objects as go
-
-    if hasattr(rows, "reset_index"):                          # a DataFrame indexed by method
-        rows = rows.reset_index().to_dict("records")
-    rows = [r for r in rows if r.get(x) == r.get(x) and r.get(y) == r.get(y)]
-    missing = [key for key in (x, y) if rows and any(key not in r for r in rows)]
-    if not rows or missing:
-        raise ValueError(f"no rows with both {x!r} and {y!r} to draw"
-                         + (f": the rows have {sorted(rows[0])}" if rows else ""))
-    groups: dict = {}
-    for r in rows:
-        fam = r.get(family)
-        key = fam if isinstance(fam, str) and fam else r.get("method", "?")
-        groups.setdefault(key, []).append(r)
-    fig = go.Figure()
-    for (name, members), color in zip(groups.items(), colors(len(groups))):
-        members = sorted(members, key=lambda r: _number(r.get(strength)))
-        fig.add_scatter(x=[r[x] for r in members], y=[r[y] for r in members], name=name,
-                        mode="lines+markers" if len(members) > 1 else "markers",
-                        line_color=color, marker=dict(size=9),
-                        text=[str(r.get("method", "")) for r in members],
-                        hovertemplate=f"%{{text}}<br>{x} %{{x:.3g}}<br>{y} %{{y:.3g}}<extra></extra>")
-    front = pareto_front([r[x] for r in rows], [r[y] for r in rows])
-    fig.add_scatter(x=[rows[i][x] for i in front], y=[rows[i][y] for i in front],
-                    mode="lines", name="Pareto front", hoverinfo="skip",
-                    line=dict(color=BEFORE_COLOR, dash="dash", width=1.5))
-    fig.update_layout(title=title or f"{y} against {x}", xaxis=dict(title=x),
-                      yaxis=dict(title=y), height=400, **_LAYOUT)
-    return fig
-
-
-def overoptimisation(points: list, selected: int | None = None, *, title: str | None = None):
-    """Gold and proxy reward against d = √KL (Gao et al. 2022's axes): `points` are dicts with
-    `d`, `proxy`, `gold` and `samples` [(text, proxy, gold, probability)] (one point per β, or
-    per training checkpoint). With `selected`, that point is marked on both curves and its
-    samples' probabilities are drawn as bars on the right (the explorer's slider)."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.12,
-                        subplot_titles=("proxy and gold reward against √KL",
-                                        "the selected policy's most likely texts"))
-    labels = [str(p.get("label", "")) for p in points]
-    for key, color in (("proxy", PALETTE[1]), ("gold", AFTER_COLOR)):
-        fig.add_scatter(x=[p["d"] for p in points], y=[p[key] for p in points], text=labels,
-                        mode="lines+markers", name=f"{key} reward", line_color=color,
-                        hovertemplate="%{text}<br>√KL %{x:.3g}<br>reward %{y:.3g}<extra></extra>",
-                        row=1, col=1)
-    if selected is not None:
-        p = points[whole("selected", selected, low=0, high=len(points) - 1)]
-        fig.add_scatter(x=[p["d"], p["d"]], y=[p["proxy"], p["gold"]], mode="markers",
-                        marker=dict(size=14, color="rgba(0,0,0,0)",
-                                    line=dict(width=2, color="#212529")),
-                        name="selected", hoverinfo="skip", row=1, col=1)
-        fig.add_trace(go.Bar(x=[s[0] for s in p["samples"]], y=[s[3] for s in p["samples"]],
-                             marker_color=[AFTER_COLOR if s[2] >= p["gold"] else BEFORE_COLOR
-                                           for s in p["samples"]],
-                             name="probability", showlegend=False,
-                             customdata=[[s[1], s[2]] for s in p["samples"]],
-                             hovertemplate="%{x}<br>p %{y:.3f}<br>proxy %{customdata[0]:.2f}"
-                                           "<br>gold %{customdata[1]:.2f}<extra></extra>"),
-                      row=1, col=2)
-    fig.update_xaxes(title_text="√KL from the base", row=1, col=1)
-    fig.update_yaxes(title_text="reward", row=1, col=1)
-    fig.update_yaxes(title_text="probability", row=1, col=2)
-    fig.update_layout(title=title, height=380, legend=_LEGEND, **_LAYOUT)
     return fig
